@@ -1,0 +1,53 @@
+# ncbook: `make book` renders the book, `make test` runs every check. Both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROFILE ?= smoke
+DEVICE ?=
+JOBS ?= 2
+# Notebooks run side by side; one BLAS thread each keeps them from fighting over the cores.
+export OMP_NUM_THREADS ?= 1
+export NCBOOK_PROGRESS ?= 0
+
+NOTEBOOK_SOURCES := $(sort $(wildcard notebooks/*.py))
+STEMS := $(basename $(notdir $(NOTEBOOK_SOURCES)))
+EXECUTED := $(STEMS:%=_executed/$(PROFILE)/%.ipynb)
+LIBRARY := $(shell find ncbook -name '*.py') pyproject.toml params/$(PROFILE).yml
+
+.PHONY: setup notebooks book test full clean lint bench
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[book,dev]'
+	touch $@
+
+# Execute every notebook with papermill (params/$(PROFILE).yml); only stale ones rerun.
+notebooks: setup
+	$(MAKE) --no-print-directory -j$(JOBS) $(EXECUTED)
+
+_executed/$(PROFILE)/%.ipynb: notebooks/%.py $(LIBRARY)
+	$(BIN)/python -m ncbook.run_notebook $< --profile $(PROFILE) $(if $(DEVICE),--device $(DEVICE))
+
+# Render the executed notebooks and the chapters into book/_build/html (warnings are errors).
+book: notebooks
+	$(BIN)/python -m ncbook.book prepare --profile $(PROFILE)
+	$(BIN)/jupyter-book build book -W -n --keep-going --quiet
+
+test: setup
+	$(BIN)/python -m pytest
+
+# Paper-scale runs: `make full DEVICE=cuda`; compact results land in results/full/.
+full:
+	$(MAKE) --no-print-directory notebooks PROFILE=full DEVICE=$(or $(DEVICE),cuda) JOBS=1
+
+lint: setup
+	$(BIN)/ruff check ncbook tests bench notebooks
+
+bench: setup
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf _executed book/_build book/executed book/_extra results/smoke .pytest_cache

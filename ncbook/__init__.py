@@ -1,0 +1,39 @@
+"""ncbook: neural collapse in deep linear and ReLU unconstrained-feature models.
+
+Submodules load on first use, so ``import ncbook as nc`` stays cheap and ``nc.metrics``,
+``nc.theory``, ``nc.ufm``, ... are available without further imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = (
+    "claims",
+    "data",
+    "geometry",
+    "metrics",
+    "nets",
+    "plots",
+    "profiles",
+    "provenance",
+    "sweep",
+    "theory",
+    "train",
+    "ufm",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"ncbook.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'ncbook' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_SUBMODULES))

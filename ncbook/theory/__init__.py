@@ -1,0 +1,7 @@
+"""Closed-form predictions: global minimizers of the deep linear UFM (paper A) and the DNC versus
+low-rank comparison for the ReLU deep UFM (paper B)."""
+
+from ncbook.theory.linear import *  # noqa: F403
+from ncbook.theory.linear import __all__ as _linear_all
+
+__all__ = [*_linear_all]

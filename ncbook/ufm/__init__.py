@@ -1,0 +1,8 @@
+"""Unconstrained-feature models: the deep linear UFM of paper A and the ReLU deep UFM of paper B,
+their objectives, and the solvers they share."""
+
+from ncbook.ufm.linear import *  # noqa: F403
+from ncbook.ufm.linear import __all__ as _linear_all
+from ncbook.ufm.solvers import METHODS, SolverConfig, minimize
+
+__all__ = ["METHODS", "SolverConfig", "minimize", *_linear_all]
