@@ -1,0 +1,384 @@
+"""Closed forms for the deep linear UFM of paper A (Dang et al., ICML 2023).
+
+Notation and derivations: ../shared/theory/paper-a.md, Sections 1 and 2. Every MSE result follows
+from the reduction lemma (2.0): at a global minimum the logits Z = W_M ... W_1 H_1 share singular
+vectors with the (centred, with bias) targets, and each target singular value sqrt(n_k) gives the
+scalar problem
+
+    g_k(x) = n_k/(2N) [ 1/(1 + x^M) + beta_k x ],   beta_k = M N c / n_k,
+    c = (N lambda_W[1] ... lambda_W[M] lambda_H)^(1/M),   ||w_k||^2 = N lambda_H x_k^M.
+
+Any logits matrix Z is then written as a product of M + 1 factors with the smallest total weight
+decay (all factors balanced, lambda_W[m] sigma(W_m)^2 = lambda_H sigma(H_1)^2 = tau), which gives
+explicit points (:class:`LinearPoint`) that plug into the objective.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+
+from ncbook._checks import check_choice, check_float, check_float_list, check_int
+
+__all__ = [
+    "RULES",
+    "LinearPoint",
+    "MSEMinimizer",
+    "beta_star",
+    "direction_objective",
+    "mse_minimizer",
+    "phi",
+    "phi_max",
+]
+
+RULES = ("global", "code")  # which x = 0 versus x > 0 test decides a direction (Section 2.0(e))
+CE_GEOMETRIES = ("etf", "orthoplex")
+
+
+def beta_star(depth: int) -> float:
+    """Global collapse threshold beta*_M: class k is non-zero at the global minimum iff
+    beta_k < beta*_M, with beta*_1 = 1 and beta*_M = (M-1)^((M-1)/M) / M for M >= 2.
+
+    >>> round(beta_star(3), 6)
+    0.529134
+    """
+    m = check_int("depth", depth, low=1)
+    return 1.0 if m == 1 else (m - 1) ** ((m - 1) / m) / m
+
+
+def phi_max(depth: int) -> float:
+    """Largest value of phi_M(x) = M x^(M-1)/(1+x^M)^2: a stationary point with x > 0 exists iff
+    beta_k <= phi_max (the authors' code uses only this condition).
+
+    >>> round(phi_max(2), 6)
+    0.649519
+    """
+    m = check_int("depth", depth, low=1)
+    if m == 1:
+        return 1.0
+    return (m + 1) ** 2 / (4 * m) * ((m - 1) / (m + 1)) ** ((m - 1) / m)
+
+
+def phi(x: float | np.ndarray, depth: int) -> float | np.ndarray:
+    """phi_M(x) = M x^(M-1) / (1 + x^M)^2; g_k'(x) = 0 iff phi_M(x) = beta_k.
+
+    >>> round(float(phi(1.0, 2)), 6)
+    0.5
+    """
+    m = check_int("depth", depth, low=1)
+    return m * np.power(x, m - 1) / (1 + np.power(x, m)) ** 2
+
+
+def direction_objective(x: float | np.ndarray, beta: float, depth: int) -> float | np.ndarray:
+    """The bracket of g_k: 1/(1 + x^M) + beta x, so g_k(x) = n_k/(2N) * direction_objective.
+
+    x = 0 gives 1 (the class left at zero); for M >= 2 it is a strict local minimum.
+
+    >>> float(direction_objective(0.0, 0.3, 2))
+    1.0
+    """
+    m = check_int("depth", depth, low=1)
+    return 1 / (1 + np.power(x, m)) + beta * np.asarray(x)
+
+
+def _largest_root(beta: float, depth: int) -> float:
+    """Largest x > 0 with phi_M(x) = beta, for 0 < beta <= phi_max(M)."""
+    if depth == 1:
+        return 1 / math.sqrt(beta) - 1
+    # phi is decreasing on [x_peak, inf) and phi(x) <= M x^-(M+1), so the root is bracketed.
+    x_peak = ((depth - 1) / (depth + 1)) ** (1 / depth)
+    high = max(x_peak, (depth / beta) ** (1 / (depth + 1)))
+    if phi(x_peak, depth) <= beta:  # beta == phi_max up to rounding
+        return x_peak
+    return brentq(lambda x: phi(x, depth) - beta, x_peak, high, xtol=1e-300, rtol=1e-15, maxiter=500)
+
+
+@dataclass(frozen=True, eq=False)
+class LinearPoint:
+    """An explicit point of the deep linear UFM, in the layout of :mod:`ncbook.ufm`."""
+
+    weights: tuple[torch.Tensor, ...]  # W_1 .. W_M; W_m is (d_{m+1}, d_m), W_M is (K, d_M)
+    features: torch.Tensor  # H_1, (d_1, N), columns sorted by class
+    bias: torch.Tensor | None  # b, (K,); None for the bias-free model
+    labels: torch.Tensor  # (N,) class of each column
+    lambda_W: tuple[float, ...]  # one weight decay per layer
+    lambda_H: float  # feature decay
+
+
+@dataclass(frozen=True, eq=False)
+class _Problem:
+    counts: np.ndarray  # n_k, (K,)
+    depth: int
+    lambda_W: tuple[float, ...]
+    lambda_H: float
+    widths: tuple[int, ...]  # d_1 .. d_M
+
+    @property
+    def rank_limit(self) -> int:
+        return min(len(self.counts), *self.widths)
+
+
+def _problem(
+    n_per_class: Sequence[int],
+    depth: int,
+    lambda_W: float | Sequence[float],
+    lambda_H: float,
+    widths: int | Sequence[int] | None,
+) -> _Problem:
+    if isinstance(n_per_class, (str, bytes)) or not isinstance(n_per_class, Sequence):
+        raise ValueError(f"`n_per_class` must be a sequence of class sizes, got {n_per_class!r}")
+    counts = [check_int(f"n_per_class[{k}]", n, low=1) for k, n in enumerate(n_per_class)]
+    if len(counts) < 2:
+        raise ValueError(f"`n_per_class` needs at least 2 classes, got {len(counts)}")
+    depth = check_int("depth", depth, low=1)
+    lambdas = check_float_list("lambda_W", lambda_W, depth, low=0.0, low_open=True)
+    lambda_H = check_float("lambda_H", lambda_H, low=0.0, low_open=True)
+    if widths is None:
+        dims = (len(counts),) * depth
+    elif isinstance(widths, Sequence):
+        if len(widths) != depth:
+            raise ValueError(f"`widths` needs one entry per layer ({depth}), got {len(widths)}")
+        dims = tuple(check_int(f"widths[{m}]", w, low=1) for m, w in enumerate(widths))
+    else:
+        dims = (check_int("widths", widths, low=1),) * depth
+    return _Problem(np.asarray(counts, dtype=float), depth, lambdas, lambda_H, dims)
+
+
+def _balanced_point(
+    problem: _Problem,
+    left: np.ndarray,
+    logit_sv: np.ndarray,
+    right: np.ndarray,
+    bias: np.ndarray | None,
+    dtype: torch.dtype,
+) -> LinearPoint:
+    """Factor class logits Zbar = left diag(logit_sv) right^T diag(n)^(-1/2) (r directions) into
+    W_M ... W_1 H_1 with every factor balanced: lambda_W[m] s_m^2 = lambda_H s_H^2 = tau, the
+    factorization of least weight decay (Section 2.0(c))."""
+    lam = np.asarray(problem.lambda_W)
+    tau = (logit_sv**2 * lam.prod() * problem.lambda_H) ** (1 / (problem.depth + 1))
+    r = len(logit_sv)
+    if r > problem.rank_limit:
+        raise ValueError(f"the point needs rank {r} but the widths allow only {problem.rank_limit}")
+    dims = [*problem.widths, len(problem.counts)]
+    weights = []
+    for m in range(problem.depth):
+        w = np.zeros((dims[m + 1], dims[m]))
+        w[np.arange(r), np.arange(r)] = np.sqrt(tau / lam[m])
+        weights.append(w)
+    weights[-1] = left @ weights[-1][:r]  # rotate the last layer's output into the logit basis
+    labels = np.repeat(np.arange(len(problem.counts)), problem.counts.astype(int))
+    means = np.zeros((dims[0], len(problem.counts)))  # Hbar = diag(s_H) right^T diag(n)^(-1/2)
+    means[:r] = np.sqrt(tau / problem.lambda_H)[:, None] * right.T / np.sqrt(problem.counts)
+    as_tensor = lambda a: torch.tensor(a, dtype=dtype)  # noqa: E731
+    return LinearPoint(
+        weights=tuple(as_tensor(w) for w in weights),
+        features=as_tensor(means[:, labels]),
+        bias=None if bias is None else as_tensor(bias),
+        labels=torch.tensor(labels),
+        lambda_W=problem.lambda_W,
+        lambda_H=problem.lambda_H,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class MSEMinimizer:
+    """The minimizer of the MSE deep linear UFM predicted by Section 2 (see :func:`mse_minimizer`).
+
+    Direction arrays (length K) follow the singular directions of the targets: for the bias-free
+    model direction k is class k; with a bias they are the eigenvectors of the centred targets
+    (one has n_eff = 0 and is never active). Class arrays (length K) follow the classes.
+    """
+
+    n_per_class: tuple[int, ...]
+    depth: int
+    lambda_W: tuple[float, ...]
+    lambda_H: float
+    bias: bool
+    widths: tuple[int, ...]  # d_1 .. d_M used by :meth:`point`
+    rule: str  # "global" (true minimum) or "code" (the authors' root-exists rule)
+    n_eff: np.ndarray  # squared target singular value per direction (n_k without a bias)
+    beta: np.ndarray  # beta_j = M N c / n_eff_j per direction (inf where n_eff = 0)
+    x: np.ndarray  # x_j per direction, 0 where inactive
+    direction_active: np.ndarray  # bool per direction
+    tau: np.ndarray  # lambda_W[m] sigma_{m,j}^2 = lambda_H sigma_{H,j}^2 = tau_j per direction
+    basis: np.ndarray  # (K, K) left singular vectors of the targets, one column per direction
+    right: np.ndarray  # (K, K) class-space right singular vectors of the targets
+    output_bias: np.ndarray | None  # b* = (n_k / N)_k with a bias
+    loss: float  # objective value at this point (the global minimum for rule="global")
+
+    @property
+    def w_gram(self) -> np.ndarray:
+        """W W^T (K x K) for the end-to-end W = W_M ... W_1: basis diag(N lambda_H x^M) basis^T."""
+        n = sum(self.n_per_class)
+        return (self.basis * (n * self.lambda_H * self.x**self.depth)) @ self.basis.T
+
+    @property
+    def h_gram(self) -> np.ndarray:
+        """Hbar^T Hbar (K x K) for the class means of H_1."""
+        means = self._means()
+        return means.T @ means
+
+    @property
+    def wh(self) -> np.ndarray:
+        """w_k . hbar_k per class: the diagonal of W Hbar (the logit of the correct class)."""
+        return np.diag(self.logits)
+
+    @property
+    def logits(self) -> np.ndarray:
+        """W Hbar (K x K): column k is the logit vector of class k (minus the bias)."""
+        gain = self.x**self.depth / (1 + self.x**self.depth) * np.sqrt(self.n_eff)
+        return (self.basis * gain) @ self.right.T / np.sqrt(np.asarray(self.n_per_class))
+
+    @property
+    def w_norm_sq(self) -> np.ndarray:
+        """||w_k||^2 per class (rows of W = W_M ... W_1)."""
+        return np.diag(self.w_gram).copy()
+
+    @property
+    def h_norm_sq(self) -> np.ndarray:
+        """||hbar_k||^2 per class (class means of H_1)."""
+        return np.diag(self.h_gram).copy()
+
+    @property
+    def active(self) -> np.ndarray:
+        """Which classes keep a non-zero classifier row w_k."""
+        return self.w_norm_sq > 0
+
+    @property
+    def singular_values(self) -> np.ndarray:
+        """(M, K): singular values of W_1 .. W_M per direction, sqrt(tau_j / lambda_W[m])."""
+        return np.sqrt(self.tau[None, :] / np.asarray(self.lambda_W)[:, None])
+
+    @property
+    def feature_singular_values(self) -> np.ndarray:
+        """(K,): singular values of H_1 per direction, sqrt(tau_j / lambda_H)."""
+        return np.sqrt(self.tau / self.lambda_H)
+
+    def layer_h_gram(self, layer: int) -> np.ndarray:
+        """Hbar_m^T Hbar_m (K x K) for the class means of H_m, m = 1 .. M."""
+        layer = check_int("layer", layer, low=1, high=self.depth)
+        means = self._means() * np.sqrt(
+            np.prod(self.tau[:, None] / np.asarray(self.lambda_W[: layer - 1])[None, :], axis=1)
+        )[:, None]
+        return means.T @ means
+
+    def _means(self) -> np.ndarray:
+        """Hbar in the direction basis (K directions x K classes)."""
+        scale = np.sqrt(self.tau / self.lambda_H)[:, None]
+        return scale * self.right.T / np.sqrt(np.asarray(self.n_per_class))[None, :]
+
+    def point(self, dtype: torch.dtype = torch.float64) -> LinearPoint:
+        """An explicit (W_1, ..., W_M, H_1, b) with objective value :attr:`loss`."""
+        on = self.direction_active
+        problem = _Problem(
+            np.asarray(self.n_per_class, dtype=float),
+            self.depth,
+            self.lambda_W,
+            self.lambda_H,
+            self.widths,
+        )
+        gain = self.x[on] ** self.depth / (1 + self.x[on] ** self.depth) * np.sqrt(self.n_eff[on])
+        return _balanced_point(
+            problem, self.basis[:, on], gain, self.right[:, on], self.output_bias, dtype
+        )
+
+
+def _target_spectrum(counts: np.ndarray, bias: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Left vectors, squared singular values and right class-space vectors of the targets
+    T diag(n)^(-1/2)-scaled: T = left diag(s) right^T diag(n)^(-1/2) E (E the class indicator)."""
+    k = len(counts)
+    if not bias:
+        return np.eye(k), counts.copy(), np.eye(k)
+    share = counts / counts.sum()
+    scaled = (np.eye(k) - share[:, None]) * np.sqrt(counts)[None, :]  # centred targets C diag(n)^1/2
+    eig, left = np.linalg.eigh(scaled @ scaled.T)
+    order = np.argsort(-eig, kind="stable")
+    eig, left = eig[order], left[:, order]
+    eig[eig <= 1e-12 * eig.max()] = 0.0  # the all-ones direction, zero up to rounding
+    right = np.zeros((k, k))
+    on = eig > 0
+    right[:, on] = scaled.T @ left[:, on] / np.sqrt(eig[on])
+    right[:, ~on] = np.linalg.svd(scaled)[2][on.sum() :].T  # complete the orthonormal basis
+    return left, eig, right
+
+
+def mse_minimizer(
+    n_per_class: Sequence[int],
+    depth: int,
+    lambda_W: float | Sequence[float],
+    lambda_H: float,
+    *,
+    bias: bool = False,
+    widths: int | Sequence[int] | None = None,
+    rule: str = "global",
+) -> MSEMinimizer:
+    """Global minimizer of the MSE deep linear UFM (Sections 2.0, 2.1, 2.2, 2.4, 2.5):
+
+        f = 1/(2N) ||W_M...W_1 H_1 (+ b 1^T) - Y||^2 + sum_m lambda_W[m]/2 ||W_m||^2
+            + lambda_H/2 ||H_1||^2,      f* = sum_j n_j/(2N) [1/(1 + x_j^M) + beta_j x_j].
+
+    Direction j (class j without a bias) is active iff beta_j < beta*_M (``rule="global"``) or
+    beta_j <= phi_max(M) (``rule="code"``, the authors' ``compute_x``: for M >= 2 only a local
+    minimum inside the window); x_j is then the largest root of phi_M(x) = beta_j. When the
+    widths allow fewer directions than are active, the largest n_j are kept (Section 2.0(g)).
+    With ``bias=True`` the bias is unpenalised and the targets are centred (b* = n/N).
+
+    Args:
+        n_per_class: class sizes n_1 .. n_K (each >= 1, K >= 2).
+        depth: number of weight matrices M >= 1.
+        lambda_W: weight decay, one float or one per layer (> 0).
+        lambda_H: feature decay (> 0).
+        widths: d_1 .. d_M (int or one per layer); None means K everywhere.
+
+    Raises:
+        ValueError: for an empty class, a non-positive lambda, depth < 1, or bad widths/rule.
+
+    >>> result = mse_minimizer([20] * 4, 1, 0.01, 0.01)
+    >>> round(result.loss, 10), round(float(result.w_norm_sq[0]), 8)
+    (0.1628854382, 3.67213595)
+    >>> round(mse_minimizer([40, 20, 10, 5], 2, 0.04, 0.04, widths=6).loss, 10)
+    0.4190671084
+    >>> round(mse_minimizer([40, 20, 10, 5], 2, 0.04, 0.04, widths=6, rule="code").loss, 10)
+    0.4216311318
+    """
+    problem = _problem(n_per_class, depth, lambda_W, lambda_H, widths)
+    check_choice("rule", rule, RULES)
+    m, counts = problem.depth, problem.counts
+    n = counts.sum()
+    c = (n * np.prod(problem.lambda_W) * problem.lambda_H) ** (1 / m)
+    left, n_eff, right = _target_spectrum(counts, bias)
+    with np.errstate(divide="ignore"):
+        beta = np.where(n_eff > 0, m * n * c / np.where(n_eff > 0, n_eff, 1.0), np.inf)
+    limit = beta_star(m) if rule == "global" else phi_max(m)
+    active = beta < limit if (rule == "global" or m == 1) else beta <= limit
+    # Rank limit: keep the largest n_eff (stable order, so ties keep the first classes).
+    order = np.argsort(-n_eff, kind="stable")
+    kept = order[active[order]][: problem.rank_limit]
+    active = np.isin(np.arange(len(counts)), kept)
+    x = np.array([_largest_root(b, m) if on else 0.0 for b, on in zip(beta, active)])
+    per_direction = np.where(active, 1 / (1 + x**m) + np.where(active, beta, 0.0) * x, 1.0)
+    loss = float(np.sum(n_eff / (2 * n) * per_direction))
+    return MSEMinimizer(
+        n_per_class=tuple(int(v) for v in counts),
+        depth=m,
+        lambda_W=problem.lambda_W,
+        lambda_H=problem.lambda_H,
+        bias=bool(bias),
+        widths=problem.widths,
+        rule=rule,
+        n_eff=n_eff,
+        beta=beta,
+        x=x,
+        direction_active=active,
+        tau=c * x,
+        basis=left,
+        right=right,
+        output_bias=counts / n if bias else None,
+        loss=loss,
+    )
