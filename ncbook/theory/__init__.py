@@ -3,5 +3,7 @@ low-rank comparison for the ReLU deep UFM (paper B)."""
 
 from ncbook.theory.linear import *  # noqa: F403
 from ncbook.theory.linear import __all__ as _linear_all
+from ncbook.theory.relu import *  # noqa: F403
+from ncbook.theory.relu import __all__ as _relu_all
 
-__all__ = [*_linear_all]
+__all__ = [*_linear_all, *_relu_all]

@@ -1,0 +1,278 @@
+"""The ReLU deep unconstrained-features model (L-DUFM) of paper B; see ../shared/theory/paper-b.md.
+
+Free features H_1 (d_1 x N, no ReLU on them) pass through L bias-free layers with a ReLU after
+every hidden layer: H~_{l+1} = W_l H_l, H_{l+1} = relu(H~_{l+1}) for l < L, output W_L H_L. With
+one-hot targets Y (K x N, columns sorted by class) the objective is
+
+    1/(2N) ||W_L H_L - Y||_F^2 + sum_l lambda_W[l]/2 ||W_l||_F^2 + lambda_H/2 ||H_1||_F^2 .
+
+The factories build random starts (H_1 ~ N(0, 1), W_l ~ N(0, 1/d_l)) and the explicit DNC and
+SRG points whose objective equals the closed forms of :mod:`ncbook.theory.relu`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ncbook._checks import check_float, check_float_list, check_int
+from ncbook.theory.relu import (
+    dufm_dnc_optimum,
+    dufm_srg_naive_optimum,
+    dufm_srg_optimum,
+    srg_incidence,
+    srg_readout,
+)
+
+__all__ = [
+    "ReLUDUFM",
+    "dnc_dufm",
+    "make_relu_dufm",
+    "srg_dufm",
+    "srg_naive_dufm",
+]
+
+
+@dataclass
+class ReLUDUFM:
+    weights: list[torch.Tensor]  # W_1 .. W_L; W_l is (d_{l+1}, d_l), W_L is (K, d_L)
+    features: torch.Tensor  # H_1, (d_1, N), columns sorted by class
+    labels: torch.Tensor  # (N,) class of each column
+    lambda_W: tuple[float, ...]  # one weight decay per layer
+    lambda_H: float  # feature decay (a sum over samples, not divided by N)
+
+    @property
+    def num_classes(self) -> int:
+        return self.weights[-1].shape[0]
+
+    @property
+    def depth(self) -> int:
+        return len(self.weights)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [*self.weights, self.features]
+
+    def pre_activations(self) -> list[torch.Tensor]:
+        """[H~_2, ..., H~_L]: the hidden layers before their ReLU, each (d_l, N)."""
+        hidden, out = self.features, []
+        for weight in self.weights[:-1]:
+            out.append(weight @ hidden)
+            hidden = torch.relu(out[-1])
+        return out
+
+    def layer_features(self) -> list[torch.Tensor]:
+        """[H_1, ..., H_L]: the input of every layer (post-ReLU except H_1), each (d_l, N)."""
+        return [self.features, *(torch.relu(pre) for pre in self.pre_activations())]
+
+    def logits(self) -> torch.Tensor:
+        return self.weights[-1] @ self.layer_features()[-1]  # (K, N)
+
+    def objective(self) -> torch.Tensor:
+        logits = self.logits()
+        targets = F.one_hot(self.labels, self.num_classes).T.to(logits.dtype)
+        fit = (logits - targets).square().sum() / (2 * logits.shape[1])
+        penalty = sum(lam / 2 * w.square().sum() for lam, w in zip(self.lambda_W, self.weights))
+        return fit + penalty + self.lambda_H / 2 * self.features.square().sum()
+
+    def perturbed(self, std: float, seed: int = 0) -> ReLUDUFM:
+        """A copy with N(0, std^2) noise added to every parameter (a fresh leaf for the solver)."""
+        std = check_float("std", std, low=0.0)
+        generator = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+
+        def noisy(t: torch.Tensor) -> torch.Tensor:
+            noise = torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
+            return (t.detach() + std * noise).requires_grad_(True)
+
+        out = copy.copy(self)
+        out.weights = [noisy(w) for w in self.weights]
+        out.features = noisy(self.features)
+        return out
+
+
+# ------------------------------------------------------------------------------------ factories
+def _widths(width: int | Sequence[int], depth: int) -> list[int]:
+    if isinstance(width, Sequence):
+        widths = [check_int(f"width[{l}]", w, low=1) for l, w in enumerate(width)]
+        if len(widths) != depth:
+            raise ValueError(f"`width` needs one entry per layer ({depth}), got {len(widths)}")
+        return widths
+    return [check_int("width", width, low=1)] * depth
+
+
+def _labels(K: int, n: int, device: str | torch.device) -> torch.Tensor:
+    return torch.arange(K, device=device).repeat_interleave(n)
+
+
+def make_relu_dufm(
+    num_classes: int,
+    n: int,
+    depth: int,
+    width: int | Sequence[int],
+    lambda_W: float | Sequence[float],
+    lambda_H: float,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> ReLUDUFM:
+    """A random L-DUFM start: H_1 ~ N(0, 1) and W_l ~ N(0, 1/d_l) (d_l = fan-in), as in the spec.
+
+    ``width`` is d_1 = ... = d_L or one width per layer input (d_1, ..., d_L).
+    """
+    K = check_int("num_classes", num_classes, low=2)
+    n = check_int("n", n, low=1)
+    depth = check_int("depth", depth, low=1)
+    widths = _widths(width, depth)
+    lambdas = check_float_list("lambda_W", lambda_W, depth, low=0.0)
+    lambda_H = check_float("lambda_H", lambda_H, low=0.0)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+    dims = [*widths, K]
+
+    def normal(rows: int, cols: int, std: float) -> torch.Tensor:
+        sample = torch.randn(rows, cols, generator=generator, dtype=dtype) * std
+        return sample.to(device).requires_grad_(True)
+
+    features = normal(widths[0], K * n, 1.0)
+    weights = [normal(dims[l + 1], dims[l], dims[l] ** -0.5) for l in range(depth)]
+    return ReLUDUFM(weights, features, _labels(K, n, device), lambdas, lambda_H)
+
+
+def _embed(block: np.ndarray, rows: int, cols: int, what: str) -> np.ndarray:
+    """Zero-pad ``block`` to (rows, cols); the construction needs the widths to hold it."""
+    if block.shape[0] > rows or block.shape[1] > cols:
+        raise ValueError(
+            f"`width` is too small for this construction: {what} needs at least "
+            f"{block.shape[0]} x {block.shape[1]}, got {rows} x {cols}"
+        )
+    out = np.zeros((rows, cols))
+    out[: block.shape[0], : block.shape[1]] = block
+    return out
+
+
+def _assemble(
+    means: np.ndarray,
+    blocks: list[np.ndarray],
+    n: int,
+    widths: list[int],
+    lambdas: tuple[float, ...],
+    lambda_H: float,
+    dtype: torch.dtype,
+    device: str | torch.device,
+) -> ReLUDUFM:
+    """Collapsed point: H_1 = M_1 (x) 1_n^T and the weight blocks, padded to the widths."""
+    K = means.shape[1]
+    dims = [*widths, K]
+    padded = [_embed(b, dims[l + 1], dims[l], f"W_{l + 1}") for l, b in enumerate(blocks)]
+    features = np.repeat(_embed(means, widths[0], K, "H_1"), n, axis=1)
+
+    def leaf(array: np.ndarray) -> torch.Tensor:
+        return torch.tensor(array, dtype=dtype, device=device).requires_grad_(True)
+
+    return ReLUDUFM([leaf(w) for w in padded], leaf(features), _labels(K, n, device), lambdas, lambda_H)
+
+
+def _balanced_pair(target: np.ndarray, left: float, right: float) -> tuple[np.ndarray, np.ndarray]:
+    """(M, W) with W M = left * right * target and ||M||^2 = left^2 ||target||_*,
+    ||W||^2 = right^2 ||target||_*: the square-root factorisation of Lemma (B)."""
+    u, sing, vt = np.linalg.svd(target, full_matrices=False)
+    keep = sing > 1e-12 * sing[0]
+    root = np.sqrt(sing[keep])
+    return left * root[:, None] * vt[keep], right * u[:, keep] * root[None, :]
+
+
+def _setup(
+    depth: int, n: int, width: int | Sequence[int], lambda_H: float, lambda_W: float | Sequence[float]
+) -> tuple[int, int, list[int], tuple[float, ...], float]:
+    depth = check_int("depth", depth, low=1)
+    n = check_int("n", n, low=1)
+    widths = _widths(width, depth)
+    lambdas = check_float_list("lambda_W", lambda_W, depth, low=0.0, low_open=True)
+    lambda_H = check_float("lambda_H", lambda_H, low=0.0, low_open=True)
+    return depth, n, widths, lambdas, lambda_H
+
+
+def dnc_dufm(
+    K: int,
+    n: int,
+    depth: int,
+    width: int | Sequence[int],
+    lambda_H: float,
+    lambda_W: float | Sequence[float],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> ReLUDUFM:
+    """The best DNC point: M_1 = x_0 [I_K; 0], W_l = x_l (partial identity), all ReLUs inactive;
+    its objective equals ``ncbook.theory.dufm_dnc_loss`` (all zeros when zero wins)."""
+    depth, n, widths, lambdas, lambda_H = _setup(depth, n, width, lambda_H, lambda_W)
+    optimum = dufm_dnc_optimum(K, depth, n, lambda_H, lambdas)
+    eye = np.eye(K)
+    return _assemble(
+        optimum.factors[0] * eye, [x * eye for x in optimum.factors[1:]],
+        n, widths, lambdas, lambda_H, dtype, device,
+    )
+
+
+def _ridge(features: np.ndarray, lam: float) -> np.ndarray:
+    """argmin_W 1/(2K) ||W M - I||^2 + lam/2 ||W||^2 = (M^T M + K lam I)^(-1) M^T (Lemma (A))."""
+    K = features.shape[1]
+    return np.linalg.solve(features.T @ features + K * lam * np.eye(K), features.T)
+
+
+def srg_dufm(
+    r: int,
+    s: int,
+    n: int,
+    depth: int,
+    width: int | Sequence[int],
+    lambda_H: float,
+    lambda_W: float | Sequence[float],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> ReLUDUFM:
+    """The clique-readout SRG point (K = r(r-1)/2): (M_1, W_1) the balanced square root of t B,
+    W_2..W_{L-2} = y I_r, W_{L-1} = y F, W_L the ridge readout of u C (L = 2: (M_1, W_1) is the
+    root of u F B). Its objective equals ``ncbook.theory.dufm_srg_loss``; needs depth >= 2,
+    widths >= r and d_L >= C(r, s)."""
+    depth, n, widths, lambdas, lambda_H = _setup(depth, n, width, lambda_H, lambda_W)
+    optimum = dufm_srg_optimum(r, s, depth, n, lambda_H, lambdas)
+    readout, inclusion = srg_readout(r, s)
+    incidence = srg_incidence(r)
+    z = optimum.factors
+    if depth == 2:
+        means, first = _balanced_pair(readout @ incidence, z[0], z[1])
+        blocks = [first]
+    else:
+        means, first = _balanced_pair(incidence, z[0], z[1])
+        blocks = [first, *(y * np.eye(r) for y in z[2:-1]), z[-1] * readout]
+    blocks.append(_ridge(optimum.scale * inclusion, lambdas[-1]))
+    return _assemble(means, blocks, n, widths, lambdas, lambda_H, dtype, device)
+
+
+def srg_naive_dufm(
+    r: int,
+    n: int,
+    depth: int,
+    width: int | Sequence[int],
+    lambda_H: float,
+    lambda_W: float | Sequence[float],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> ReLUDUFM:
+    """The naive SRG point: H_1 = t B >= 0, W_1..W_{L-2} = y I_r, W_{L-1} = y F (s = 2, so
+    relu(F B) = I_K), W_L = y I_K; output c I_K. Its objective equals
+    ``ncbook.theory.dufm_srg_naive_loss``; needs depth >= 2, widths >= r and d_L >= K."""
+    depth, n, widths, lambdas, lambda_H = _setup(depth, n, width, lambda_H, lambda_W)
+    optimum = dufm_srg_naive_optimum(r, depth, n, lambda_H, lambdas)
+    readout, _ = srg_readout(r, 2)
+    z = optimum.factors
+    K = readout.shape[0]
+    blocks = [*(y * np.eye(r) for y in z[1:-2]), z[-2] * readout, z[-1] * np.eye(K)]
+    return _assemble(z[0] * srg_incidence(r), blocks, n, widths, lambdas, lambda_H, dtype, device)
