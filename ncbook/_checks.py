@@ -11,8 +11,10 @@ from typing import Any
 
 def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` naming ``name`` and ``[low, high]``."""
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        if isinstance(value, Real) and float(value).is_integer():
+    if isinstance(value, bool):
+        raise ValueError(f"`{name}` must be an integer{_range(low, high)}, got {value!r}")
+    if not isinstance(value, Integral):
+        if isinstance(value, Real) and math.isfinite(float(value)) and float(value).is_integer():
             value = int(value)
         else:
             raise ValueError(f"`{name}` must be an integer{_range(low, high)}, got {value!r}")

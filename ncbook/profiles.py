@@ -6,18 +6,21 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ncbook._checks import check_choice, check_float, check_int
+from ncbook._io import write_csv, write_json
 
 PROFILES = ("smoke", "full")
 DEVICES = ("auto", "cpu", "cuda")
 
 __all__ = [
     "PROFILES", "DEVICES", "check_choice", "check_float", "check_int", "progress_disabled",
-    "repo_root", "resolve_device", "results_dir", "setup",
+    "repo_root", "resolve_device", "results_dir", "save_result", "setup",
 ]
 
 
@@ -64,6 +67,17 @@ def results_dir(profile: str, notebook: str) -> Path:
     path = base / profile / notebook
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def save_result(profile: str, notebook: str, name: str, result: Any) -> Path:
+    """Write ``result`` to ``results/<profile>/<notebook>/<name>`` atomically and return the path:
+    a DataFrame as CSV (``name`` ending in .csv), anything JSON-serialisable as JSON (.json)."""
+    path = results_dir(profile, notebook) / name
+    if name.endswith(".csv") and isinstance(result, pd.DataFrame):
+        return write_csv(path, result)
+    if name.endswith(".json"):
+        return write_json(path, result)
+    raise ValueError(f"`name` must end in .csv (for a DataFrame) or .json, got {name!r}")
 
 
 def progress_disabled() -> bool:

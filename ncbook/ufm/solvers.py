@@ -4,6 +4,7 @@ returns a tidy per-step table built from the caller's ``monitor``."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,9 +80,9 @@ def minimize(
     def log(step: int) -> None:
         with torch.no_grad():
             loss = float(loss_fn())
-        if not torch.isfinite(torch.tensor(loss)):
-            raise FloatingPointError(f"loss became {loss} at step {step}; lower `lr`")
-        rows.append({"step": step, "loss": loss, **(monitor() if monitor else {})})
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {step}; lower `lr`")
+            rows.append({"step": step, "loss": loss, **(monitor() if monitor else {})})
 
     log(0)
     bar = tqdm(range(1, config.steps + 1), desc=description, disable=progress_disabled(), leave=False)

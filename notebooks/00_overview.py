@@ -1,0 +1,140 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Neural collapse at a glance
+#
+# We train the smallest model in which neural collapse is a theorem: a deep linear
+# unconstrained-feature model {cite}`dang2023neural` with $K = 4$ balanced classes, mean squared
+# error and no bias. Gradient descent starts from random features and weights; within a few
+# thousand steps the features of each class shrink onto their mean (NC1) and the classifier's Gram
+# matrix $WW^\top$ becomes a multiple of the identity, the *orthogonal frame* that the paper proves
+# optimal. The same run also approaches the closed-form minimum of the loss.
+
+# %% tags=["parameters"]
+profile = "smoke"  # "smoke" (CPU, seconds) or "full"
+device = "auto"  # "auto", "cpu" or "cuda"
+seed = 0
+num_classes = 4  # K
+n_per_class = 25  # samples per class
+depth = 3  # M linear layers on the free features
+width = 16  # hidden width d, at least K
+weight_decay = 5e-4  # lambda_W = lambda_H, as in the paper synthetic runs
+steps = 3000  # full-batch SGD steps
+learning_rate = 0.1  # the authors' recipe: SGD, momentum 0.9
+loss_tolerance = 0.05  # relative gap to the closed-form minimum allowed after `steps`
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+import ncbook as nc
+
+torch_device = nc.profiles.setup(profile, device, seed)
+num_classes = nc.profiles.check_int("num_classes", num_classes, low=2, high=64)
+n_per_class = nc.profiles.check_int("n_per_class", n_per_class, low=1)
+depth = nc.profiles.check_int("depth", depth, low=1, high=12)
+width = nc.profiles.check_int("width", width, low=num_classes)
+weight_decay = nc.profiles.check_float("weight_decay", weight_decay, low=0.0, low_open=True)
+steps = nc.profiles.check_int("steps", steps, low=1)
+learning_rate = nc.profiles.check_float("learning_rate", learning_rate, low=0.0, low_open=True)
+loss_tolerance = nc.profiles.check_float("loss_tolerance", loss_tolerance, low=0.0)
+ledger = nc.claims.Ledger("00_overview", profile, paper="A")
+sns.set_theme(style="whitegrid")
+
+# %% [markdown]
+# ## The model and its prediction
+#
+# The free features $H_1$ ($d \times N$) pass through $M$ bias-free linear layers, and the objective
+# is the regularised squared error {eq}`eq-ufm`. For balanced classes, paper A shows that every
+# global minimizer has $H_1$ collapsed to its class means and $W = W_M \cdots W_1$ with
+# $WW^\top \propto I_K$. `ncbook.theory.mse_minimizer` gives the exact minimum value and the norms.
+
+# %%
+counts = [n_per_class] * num_classes
+prediction = nc.theory.mse_minimizer(counts, depth, weight_decay, weight_decay)
+model = nc.ufm.make_deep_linear_ufm(
+    counts, depth, width, weight_decay, weight_decay, seed=seed, device=torch_device
+)
+print(f"closed-form minimum {prediction.loss:.6g}; predicted ||w_k||^2 = {prediction.w_norm_sq[0]:.4g}")
+
+# %% [markdown]
+# ## Training
+#
+# Full-batch SGD with momentum, the recipe of the paper's synthetic experiments. Every 25 steps we
+# record NC1 of the features and the distance of the normalised $WW^\top$ to the orthogonal frame.
+
+# %%
+orthogonal_frame = nc.geometry.orthogonal_frame(num_classes)
+config = nc.ufm.SolverConfig("sgd", steps=steps, lr=learning_rate, momentum=0.9, log_every=25)
+history = nc.ufm.minimize(
+    model.objective,
+    model.parameters(),
+    config,
+    monitor=lambda: {
+        "NC1": nc.metrics.nc1(model.features.detach().T, model.labels, num_classes),
+        "distance to OF": nc.geometry.gram_distance(
+            model.end_to_end().detach() @ model.end_to_end().detach().T, orthogonal_frame
+        ),
+    },
+)
+nc.profiles.save_result(profile, "00_overview", "history.csv", history)
+history.tail(3)
+
+# %% [markdown]
+# The curves below show collapse as it happens: NC1 falls by orders of magnitude while the
+# classifier's Gram matrix settles onto the orthogonal frame, and the loss approaches the
+# closed-form minimum (dashed).
+
+# %%
+long = history.melt(id_vars="step", value_vars=["loss", "NC1", "distance to OF"])
+grid = sns.relplot(data=long, x="step", y="value", col="variable", kind="line",
+                   facet_kws={"sharey": False}, height=3, aspect=1.2)
+grid.set(yscale="log")
+grid.axes[0, 0].axhline(prediction.loss, ls="--", color="k", label="closed form")
+grid.axes[0, 0].legend()
+plt.show()
+
+# %% [markdown]
+# Finally the Gram matrices themselves. Left, the normalised $WW^\top$ reached by gradient
+# descent; right, the predicted orthogonal frame $I_K/\sqrt{K}$. The off-diagonal entries, the
+# angles between classifier rows, are gone.
+
+# %%
+W = model.end_to_end().detach().cpu()
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+for ax, matrix, title in zip(axes, [nc.geometry.normalized(W @ W.T), orthogonal_frame],
+                             ["gradient descent", "orthogonal frame (theory)"]):
+    sns.heatmap(pd.DataFrame(matrix.numpy()), ax=ax, annot=True, fmt=".2f", cmap="vlag",
+                center=0, vmin=-0.6, vmax=0.6, cbar=False)
+    ax.set_title(title)
+plt.show()
+
+# %% [markdown]
+# ## Claims
+
+# %%
+final = history.iloc[-1]
+ledger.check("NC1 of the features falls below 1e-4", predicted=0.0, measured=final["NC1"],
+             tolerance=1e-4, kind="upper")
+ledger.check("NC1 falls by more than 1000x during training", predicted=1e3,
+             measured=history["NC1"].iloc[0] / final["NC1"], tolerance=1e3, kind="lower")
+ledger.check("W W^T approaches the orthogonal frame (normalised Frobenius distance)",
+             predicted=0.0, measured=final["distance to OF"], tolerance=0.02, kind="upper")
+ledger.check("final loss approaches the closed-form global minimum", predicted=prediction.loss,
+             measured=final["loss"], tolerance=loss_tolerance, kind="rel")
+ledger.save()
+ledger.table()
+
+# %%
+ledger.assert_all()
