@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ncbook._checks import check_choice, check_float, check_int
 from ncbook.profiles import progress_disabled
