@@ -76,8 +76,8 @@ def _check_rs(r: int, s: int) -> tuple[int, int]:
 def dufm_lambda_bar(depth: int, n: int, lambda_H: float, lambda_W: float | Sequence[float]) -> float:
     """Geometric mean of the L+1 effective constants, (n lambda_H prod_l lambda_W[l])^(1/(L+1)).
 
-    >>> dufm_lambda_bar(4, 1, 0.004, 0.004)
-    0.004
+    >>> round(dufm_lambda_bar(4, 5, 0.004, 0.004), 6)  # (5 * 0.004^5)^(1/5)
+    0.005519
     """
     depth, n, lambda_H, lambdas = _common(depth, n, lambda_H, lambda_W, 1)
     return _geometric_mean([n * lambda_H, *lambdas])
@@ -128,9 +128,7 @@ def dufm_dnc_optimum(
     return _chain_optimum([K * n * lambda_H, *(K * lam for lam in lambdas)])
 
 
-def dufm_dnc_loss(
-    K: int, depth: int, n: int, lambda_H: float, lambda_W: float | Sequence[float]
-) -> float:
+def dufm_dnc_loss(K: int, depth: int, n: int, lambda_H: float, lambda_W: float | Sequence[float]) -> float:
     """Optimal loss of the DNC family (0.5 when the zero solution wins); see ``dufm_dnc_optimum``.
 
     >>> round(dufm_dnc_loss(10, 4, 1, 0.004, 0.004), 10)
@@ -203,8 +201,7 @@ def _gram_c_spectrum(r: int, s: int) -> list[tuple[float, int]]:
     K = r * (r - 1) // 2
     a, b, c = _comb(r - 2, s - 2), _comb(r - 3, s - 3), _comb(r - 4, s - 4)
     return [
-        (a + b * theta + c * (K * ones - 1 - theta), mult)
-        for theta, mult, ones in _triangular_spectrum(r)
+        (a + b * theta + c * (K * ones - 1 - theta), mult) for theta, mult, ones in _triangular_spectrum(r)
     ]
 
 
@@ -214,8 +211,7 @@ def _nuclear_fb(r: int, s: int) -> float:
     beta = (_comb(r - 2, s - 2) + _comb(r - 2, s) - 2 * _comb(r - 2, s - 1)) / 4
     alpha = m / 4 - beta
     eigen = [
-        (alpha * (2 + theta) + 4 * beta * K * ones, mult)
-        for theta, mult, ones in _triangular_spectrum(r)
+        (alpha * (2 + theta) + 4 * beta * K * ones, mult) for theta, mult, ones in _triangular_spectrum(r)
     ]
     return sum(mult * math.sqrt(max(value, 0.0)) for value, mult in eigen)
 
@@ -233,8 +229,12 @@ def _upstream_coefficients(
         return [n * lambda_H * nuclear, lambdas[0] * nuclear]
     nuclear = _nuclear_b(r)
     middle = [lam * r for lam in lambdas[1 : depth - 2]]
-    return [n * lambda_H * nuclear, lambdas[0] * nuclear, *middle,
-            lambdas[depth - 2] * math.comb(r, s) * r / 4]
+    return [
+        n * lambda_H * nuclear,
+        lambdas[0] * nuclear,
+        *middle,
+        lambdas[depth - 2] * math.comb(r, s) * r / 4,
+    ]
 
 
 # ------------------------------------------------------------------------------------------ SRG
@@ -266,16 +266,16 @@ def dufm_srg_optimum(
     best = int(np.argmin([loss(v) for v in grid]))
     step = grid[1] - grid[0]
     polished = minimize_scalar(
-        loss, bounds=(grid[best] - step, grid[best] + step), method="bounded",
+        loss,
+        bounds=(grid[best] - step, grid[best] + step),
+        method="bounded",
         options={"xatol": 1e-13},
     )
     value = float(polished.fun)
     if value >= 0.5:
         return DUFMOptimum(0.5, 0.0, (0.0,) * depth)
     u = math.exp(polished.x)
-    return DUFMOptimum(
-        value, u, tuple(math.sqrt(geo / a) * u ** (1 / depth) for a in coefficients)
-    )
+    return DUFMOptimum(value, u, tuple(math.sqrt(geo / a) * u ** (1 / depth) for a in coefficients))
 
 
 def dufm_srg_loss(
@@ -302,9 +302,7 @@ def dufm_srg_naive_optimum(
     depth, n, lambda_H, lambdas = _common(depth, n, lambda_H, lambda_W, 2)
     K = r * (r - 1) // 2
     middle = [lam * r for lam in lambdas[: depth - 2]]
-    return _chain_optimum(
-        [2 * K * n * lambda_H, *middle, lambdas[depth - 2] * K * r / 4, lambdas[-1] * K]
-    )
+    return _chain_optimum([2 * K * n * lambda_H, *middle, lambdas[depth - 2] * K * r / 4, lambdas[-1] * K])
 
 
 def dufm_srg_naive_loss(
