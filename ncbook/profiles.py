@@ -47,6 +47,9 @@ def setup(profile: str, device: str, seed: int) -> torch.device:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    from ncbook.provenance import record_setup
+
+    record_setup(profile, resolved, seed)
     return resolved
 
 

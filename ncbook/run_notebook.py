@@ -11,15 +11,19 @@ one line naming the error, then the failing cell's source, and exits with status
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ncbook.profiles import PROFILES, repo_root
+from ncbook import provenance
+from ncbook._io import write_json
+from ncbook.profiles import PROFILES, repo_root, results_dir
 
 
 def load_parameters(profile: str, stem: str, root: Path) -> dict[str, Any]:
@@ -61,6 +65,9 @@ def execute(
     node.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     # Progress bars write to a notebook's stderr stream; in executed notebooks they are noise.
     os.environ.setdefault("NCBOOK_PROGRESS", "0")
+    device_file = output_dir / f".{stem}.device.json"
+    device_file.unlink(missing_ok=True)
+    os.environ[provenance.ENV_FILE] = str(device_file)
     started = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -77,8 +84,38 @@ def execute(
         if output.exists():
             output.replace(output.with_suffix(".failed.ipynb"))
         raise
-    print(f"{notebook}: ok in {time.perf_counter() - started:.1f} s -> {output}")
+    wall_time = time.perf_counter() - started
+    _add_provenance(output, device_file, parameters, wall_time, root, stem)
+    print(f"{notebook}: ok in {wall_time:.1f} s -> {output}")
     return output
+
+
+def _add_provenance(
+    output: Path, device_file: Path, parameters: dict[str, Any], wall_time: float, root: Path, stem: str
+) -> None:
+    """Put the provenance banner under the notebook's title and save it next to its results."""
+    import nbformat
+
+    reported = json.loads(device_file.read_text()) if device_file.is_file() else {}
+    device_file.unlink(missing_ok=True)
+    record = {
+        "notebook": stem,
+        "profile": parameters["profile"],
+        "seed": reported.get("seed", "not reported"),
+        "parameters": parameters,
+        "device": reported.get("device", "not reported"),
+        "device_name": reported.get("device_name", "unknown"),
+        "commit": provenance.git_commit(root),
+        "wall_time_s": wall_time,
+        "executed_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "versions": provenance.package_versions(),
+    }
+    node = nbformat.read(output, as_version=4)
+    node.metadata["ncbook"] = record
+    banner = nbformat.v4.new_markdown_cell(provenance.banner_markdown(record))
+    node.cells.insert(1, banner)
+    nbformat.write(node, output)
+    write_json(results_dir(parameters["profile"], stem) / "provenance.json", record)
 
 
 def main(argv: list[str] | None = None) -> int:
