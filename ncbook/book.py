@@ -2,7 +2,9 @@
 
     python -m ncbook.book prepare --profile smoke
 
-1. copy the executed notebooks ``_executed/<profile>/*.ipynb`` to ``book/executed/``;
+1. copy one executed notebook per ``notebooks/<stem>.py`` to ``book/executed/``: the stored
+   full-profile run ``results/full/<stem>/<stem>.ipynb`` when it exists (written by ``make full``
+   and committed), else ``_executed/<profile>/<stem>.ipynb``; each page's banner says which;
 2. copy MathJax from the ``sphinx-mathjax-offline`` package to ``book/_extra/_static/mathjax`` so
    equations render with no network (``html_extra_path`` copies it without injecting scripts);
 3. write ``book/report.md``, the reproduction report: every claim of every ledger.
@@ -37,18 +39,27 @@ def mathjax_source() -> Path:
     raise RuntimeError("sphinx-mathjax-offline is installed but holds no mathjax/tex-chtml.js")
 
 
-def copy_executed(profile: str, root: Path) -> list[str]:
-    source = root / "_executed" / profile
+def stored_full_run(stem: str, root: Path) -> Path:
+    """Where ``make full`` keeps the executed notebook of ``stem`` for the book."""
+    return root / "results" / "full" / stem / f"{stem}.ipynb"
+
+
+def copy_executed(profile: str, root: Path) -> dict[str, str]:
+    """Copy the notebook each chapter renders; return {stem: profile it came from}."""
     target = root / "book" / "executed"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    stems = []
-    for notebook in sorted(source.glob("*.ipynb")):
-        if notebook.name.endswith(".failed.ipynb"):
-            continue
-        shutil.copy2(notebook, target / notebook.name)
-        stems.append(notebook.stem)
-    return stems
+    chosen = {}
+    for source in sorted((root / "notebooks").glob("*.py")):
+        stem = source.stem
+        candidates = [(stored_full_run(stem, root), "full"),
+                      (root / "_executed" / profile / f"{stem}.ipynb", profile)]
+        for path, used in candidates:
+            if path.is_file():
+                shutil.copy2(path, target / f"{stem}.ipynb")
+                chosen[stem] = used
+                break
+    return chosen
 
 
 def copy_mathjax(root: Path) -> None:
@@ -58,12 +69,13 @@ def copy_mathjax(root: Path) -> None:
         shutil.copytree(mathjax_source(), target)
 
 
-def collect_claims(profile: str, root: Path) -> pd.DataFrame:
-    """Every claim of every ``results/<profile>/*/claims.json``, one row each."""
+def collect_claims(chosen: dict[str, str], root: Path) -> pd.DataFrame:
+    """Every claim of the ledgers behind the rendered chapters, one row each."""
     rows = []
-    for path in sorted((root / "results" / profile).glob("*/claims.json")):
-        for record in load(path):
-            rows.append({**record, "notebook": path.parent.name})
+    for stem, profile in sorted(chosen.items()):
+        path = root / "results" / profile / stem / "claims.json"
+        if path.is_file():
+            rows += [{**record, "notebook": stem, "profile": profile} for record in load(path)]
     return pd.DataFrame(rows)
 
 
@@ -72,12 +84,13 @@ def _cell(value: object) -> str:
     return text if len(text) <= 90 else text[:87] + "..."
 
 
-def report_markdown(claims: pd.DataFrame, profile: str) -> str:
+def report_markdown(claims: pd.DataFrame) -> str:
     lines = [
         "# Reproduction report",
         "",
-        f"Every claim checked by every notebook of the **{profile}** run, read from "
-        f"`results/{profile}/<notebook>/claims.json`. A claim passes when the measured value is "
+        "Every claim checked by every chapter, read from "
+        "`results/<profile>/<notebook>/claims.json` of the run each chapter renders (its profile is "
+        "named in each section). A claim passes when the measured value is "
         "within the stated tolerance of the prediction (`rel`: relative error, `abs`: absolute error, "
         "`upper`: measured at most the tolerance, `lower`: measured at least the tolerance).",
         "",
@@ -91,7 +104,7 @@ def report_markdown(claims: pd.DataFrame, profile: str) -> str:
         lines += [
             f"## {{doc}}`executed/{notebook}`",
             "",
-            f"{ok} of {len(group)} claims pass.",
+            f"{ok} of {len(group)} claims pass ({group['profile'].iloc[0]} profile).",
             "",
             "| claim | paper | predicted | measured | tolerance | verdict |",
             "|---|---|---|---|---|---|",
@@ -108,14 +121,15 @@ def report_markdown(claims: pd.DataFrame, profile: str) -> str:
 
 def prepare(profile: str) -> None:
     root = repo_root()
-    stems = copy_executed(profile, root)
-    if not stems:
-        raise SystemExit(f"no executed notebooks under _executed/{profile}; run `make notebooks`")
+    chosen = copy_executed(profile, root)
+    missing = sorted(p.stem for p in (root / "notebooks").glob("*.py") if p.stem not in chosen)
+    if missing:
+        raise SystemExit(f"not executed yet: {', '.join(missing)}; run `make notebooks`")
     copy_mathjax(root)
-    claims = collect_claims(profile, root)
-    claims = claims[claims["notebook"].isin(stems)] if not claims.empty else claims
-    (root / "book" / "report.md").write_text(report_markdown(claims, profile), encoding="utf-8")
-    print(f"book: {len(stems)} notebooks, {len(claims)} claims ({profile} profile)")
+    claims = collect_claims(chosen, root)
+    (root / "book" / "report.md").write_text(report_markdown(claims), encoding="utf-8")
+    full = sum(used == "full" for used in chosen.values())
+    print(f"book: {len(chosen)} notebooks ({full} from stored full runs), {len(claims)} claims")
 
 
 def main(argv: list[str] | None = None) -> int:

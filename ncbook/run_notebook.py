@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -116,6 +117,9 @@ def _add_provenance(
     node.cells.insert(1, banner)
     nbformat.write(node, output)
     write_json(results_dir(parameters["profile"], stem) / "provenance.json", record)
+    if parameters["profile"] == "full":
+        # The book renders this stored copy (committed with results/full) instead of a smoke run.
+        shutil.copy2(output, results_dir("full", stem) / f"{stem}.ipynb")
 
 
 def main(argv: list[str] | None = None) -> int:
