@@ -218,9 +218,8 @@ class MSEMinimizer:
 
     @property
     def w_gram(self) -> np.ndarray:
-        """W W^T (K x K) for the end-to-end W = W_M ... W_1: basis diag(N lambda_H x^M) basis^T."""
-        n = sum(self.n_per_class)
-        return (self.basis * (n * self.lambda_H * self.x**self.depth)) @ self.basis.T
+        """W W^T (K x K) for W = W_M ... W_1: basis diag(N lambda_H x_j^M) basis^T."""
+        return self.layer_w_gram(1)
 
     @property
     def h_gram(self) -> np.ndarray:
@@ -271,6 +270,13 @@ class MSEMinimizer:
             np.prod(self.tau[:, None] / np.asarray(self.lambda_W[: layer - 1])[None, :], axis=1)
         )[:, None]
         return means.T @ means
+
+    def layer_w_gram(self, layer: int) -> np.ndarray:
+        """(W_M ... W_m)(W_M ... W_m)^T (K x K), the classifier seen by layer m = 1 .. M."""
+        layer = check_int("layer", layer, low=1, high=self.depth)
+        lam = np.asarray(self.lambda_W[layer - 1 :])
+        sq = np.prod(self.tau[:, None] / lam[None, :], axis=1)
+        return (self.basis * sq) @ self.basis.T
 
     def _means(self) -> np.ndarray:
         """Hbar in the direction basis (K directions x K classes)."""

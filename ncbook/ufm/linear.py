@@ -11,18 +11,35 @@ or the mean cross-entropy of the logits in place of the first term (CE).
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from ncbook._checks import check_choice, check_float, check_float_list, check_int
-from ncbook.theory.linear import LinearPoint
+from ncbook.geometry import gram_distance, orthogonal_frame, simplex_etf
+from ncbook.theory.linear import LinearPoint, MSEMinimizer
+from ncbook.ufm.solvers import SolverConfig, minimize
 
-__all__ = ["LOSSES", "DeepLinearUFM", "make_deep_linear_ufm"]
+__all__ = [
+    "LBFGS",
+    "LOSSES",
+    "DeepLinearUFM",
+    "SolveResult",
+    "layer_metrics",
+    "make_deep_linear_ufm",
+    "solve",
+]
 
 LOSSES = ("mse", "ce")
+# float64 L-BFGS: up to 60 x 50 evaluations, stopping early once the gradient vanishes.
+LBFGS = SolverConfig(method="lbfgs", steps=60, lr=1.0, log_every=10)
 
 
 @dataclass
@@ -143,3 +160,197 @@ def make_deep_linear_ufm(
         lambda_H=lambda_H,
         loss=loss,
     )
+
+
+def _distance(gram: torch.Tensor, target: Any) -> float:
+    """gram_distance, or NaN where either side is zero (a collapsed run or target has no shape)."""
+    target = torch.as_tensor(target, dtype=torch.float64)
+    if float(gram.abs().max()) == 0.0 or float(target.abs().max()) == 0.0:
+        return math.nan
+    return gram_distance(gram, target)
+
+
+def layer_metrics(model: DeepLinearUFM, theory: MSEMinimizer | None = None) -> dict[str, float]:
+    """NC metrics of every layer, keyed ``"<metric>@<layer>"`` (layer m = 1 .. M).
+
+    For layer m with features H_m, class means Hbar_m (d_m x K, uncentred), centred means
+    Hc_m = Hbar_m - h_G (sample-weighted global mean) and classifier W_{>=m} = W_M ... W_m:
+
+    * ``nc1``: ``ncbook.metrics.nc1`` of H_m;
+    * ``h_of`` / ``h_etf``: gram_distance of Hbar_m^T Hbar_m to the OF, of Hc_m^T Hc_m to the ETF;
+    * ``w_of`` / ``w_etf``: gram_distance of W_{>=m} W_{>=m}^T to the OF / ETF;
+    * ``wh_of`` / ``wh_etf`` (layer 1 only; the logits W_{>=m} Hbar_m do not depend on m):
+      gram_distance of W Hbar to the OF and of W Hc to the ETF;
+    * with ``theory`` (an :func:`ncbook.theory.mse_minimizer` result) also ``h_gof``, ``w_gof``,
+      ``wh_gof``: distances to its predicted Grams (the GOF under imbalance).
+
+    Distances are NaN where a Gram is zero (e.g. the all-zero point), NC1 where Sigma_B is
+    degenerate (two or more collapsed classes).
+    """
+    from ncbook import metrics  # lazy: ufm stays importable while metrics loads its own deps
+
+    k = model.num_classes
+    with torch.no_grad():
+        onehot = F.one_hot(model.labels, k).to(model.features.dtype)  # (N, K)
+        counts = onehot.sum(0)
+        share = counts / counts.sum()
+        etf, of = simplex_etf(k), orthogonal_frame(k)
+        out: dict[str, float] = {}
+        layers = model.layer_features()
+        classifier = model.end_to_end()
+        for m, (features, weights) in enumerate(zip(layers, _tails(model.weights)), start=1):
+            means = (features @ onehot / counts).double().cpu()  # (d_m, K)
+            centred = means - means @ share.double().cpu()[:, None]
+            w = weights.double().cpu()
+            out[f"nc1@{m}"] = _nc1_or_nan(metrics, features.T, model.labels, k)
+            out[f"h_of@{m}"] = _distance(means.T @ means, of)
+            out[f"h_etf@{m}"] = _distance(centred.T @ centred, etf)
+            out[f"w_of@{m}"] = _distance(w @ w.T, of)
+            out[f"w_etf@{m}"] = _distance(w @ w.T, etf)
+            if theory is not None:
+                out[f"h_gof@{m}"] = _distance(means.T @ means, theory.layer_h_gram(m))
+                out[f"w_gof@{m}"] = _distance(w @ w.T, theory.layer_w_gram(m))
+            if m == 1:
+                logits = classifier.double().cpu() @ means
+                out["wh_of@1"] = _distance(logits, of)
+                out["wh_etf@1"] = _distance(classifier.double().cpu() @ centred, etf)
+                if theory is not None:
+                    out["wh_gof@1"] = _distance(logits, theory.logits)
+    return out
+
+
+def _nc1_or_nan(metrics: Any, features: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    """NC1, or NaN where it is undefined: collapsed classes can leave Sigma_B degenerate."""
+    try:
+        return metrics.nc1(features, labels, num_classes=k)
+    except ValueError as err:
+        if "degenerate" not in str(err):
+            raise
+        return math.nan
+
+
+def _tails(weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """[W_M...W_1, W_M...W_2, ..., W_M]: the classifier acting on each layer's features."""
+    tails = [weights[-1]]
+    for weight in reversed(weights[:-1]):
+        tails.append(tails[-1] @ weight)
+    return tails[::-1]
+
+
+@dataclass(frozen=True, eq=False)
+class SolveResult:
+    """Best of several random starts of one deep linear UFM (see :func:`solve`)."""
+
+    model: DeepLinearUFM  # parameters of the start with the lowest final loss
+    history: pd.DataFrame  # tidy: start, step, loss, seconds, layer, metric, value
+    final_losses: tuple[float, ...]  # final objective of each start
+    best_start: int  # index of ``model`` in ``final_losses``
+
+    @property
+    def loss(self) -> float:
+        return self.final_losses[self.best_start]
+
+    def final_metrics(self) -> dict[str, float]:
+        """The best start's last logged metrics, keyed ``"<metric>@<layer>"``."""
+        rows = self.history[self.history["start"] == self.best_start]
+        last = rows[rows["step"] == rows["step"].max()]
+        return {
+            f"{m}@{layer}": v for m, layer, v in zip(last["metric"], last["layer"], last["value"])
+        }
+
+
+def solve(
+    n_per_class: Sequence[int],
+    depth: int,
+    width: int | Sequence[int],
+    lambda_W: float | Sequence[float],
+    lambda_H: float,
+    *,
+    bias: bool = False,
+    loss: str = "mse",
+    config: SolverConfig = LBFGS,
+    starts: int = 4,
+    init_std: float | Sequence[float] = 0.1,
+    seed: int = 0,
+    theory: MSEMinimizer | None = None,
+    track: bool = True,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> SolveResult:
+    """Minimise the deep linear UFM from ``starts`` random inits; keep the lowest final loss.
+
+    Start i uses seed ``seed + i`` and init scale ``init_std[i % len(init_std)]`` (several scales
+    help for M >= 2, where zero classes and code-rule points are strict local minima).
+    ``config`` picks the solver (:class:`ncbook.ufm.SolverConfig`): ``"sgd"`` with lr 0.1 and
+    momentum 0.9 is the authors' recipe; the default is float64 L-BFGS. With ``track`` every
+    logged step carries :func:`layer_metrics` (pass ``theory`` for the GOF distances).
+    """
+    starts = check_int("starts", starts, low=1)
+    scales = check_float_list(
+        "init_std",
+        init_std,
+        len(init_std) if isinstance(init_std, Sequence) else 1,
+        low=0.0,
+        low_open=True,
+    )
+    frames, finals, models = [], [], []
+    for start in range(starts):
+        model = make_deep_linear_ufm(
+            n_per_class,
+            depth,
+            width,
+            lambda_W,
+            lambda_H,
+            bias=bias,
+            loss=loss,
+            init_std=scales[start % len(scales)],
+            seed=seed + start,
+            dtype=dtype,
+            device=device,
+        )
+        began = time.perf_counter()
+
+        def monitor(model: DeepLinearUFM = model, began: float = began) -> dict[str, Any]:
+            clock = {"seconds": time.perf_counter() - began}
+            return clock | (layer_metrics(model, theory) if track else {})
+
+        trace = minimize(
+            model.objective,
+            model.parameters(),
+            config,
+            monitor,
+            description=f"start {start + 1}/{starts}",
+        )
+        frames.append(trace.assign(start=start))
+        finals.append(float(trace["loss"].iloc[-1]))
+        models.append(model)
+    best = int(np.argmin(finals))
+    return SolveResult(
+        model=_detached(models[best]),
+        history=_tidy(pd.concat(frames, ignore_index=True)),
+        final_losses=tuple(finals),
+        best_start=best,
+    )
+
+
+def _detached(model: DeepLinearUFM) -> DeepLinearUFM:
+    leaf = lambda t: t.detach().clone()  # noqa: E731
+    return replace(
+        model,
+        weights=[leaf(w) for w in model.weights],
+        features=leaf(model.features),
+        bias=None if model.bias is None else leaf(model.bias),
+    )
+
+
+def _tidy(wide: pd.DataFrame) -> pd.DataFrame:
+    """Wide ``metric@layer`` columns to rows (start, step, loss, seconds, layer, metric, value)."""
+    ids = ["start", "step", "loss", "seconds"]
+    keyed = [c for c in wide.columns if "@" in c]
+    if not keyed:
+        return wide[ids].assign(layer=pd.NA, metric=pd.NA, value=np.nan)
+    long = wide.melt(id_vars=ids, value_vars=keyed, var_name="key", value_name="value")
+    parts = long.pop("key").str.split("@", expand=True)
+    return long.assign(metric=parts[0], layer=parts[1].astype(int))[
+        [*ids, "layer", "metric", "value"]
+    ].sort_values(["start", "step", "layer", "metric"], ignore_index=True)
