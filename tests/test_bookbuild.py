@@ -46,3 +46,20 @@ def test_report_groups_claims_by_chapter_with_totals(tmp_path):
 
 def test_mathjax_comes_from_an_installed_package():
     assert (mathjax_source() / "tex-chtml.js").is_file()
+
+
+def test_one_setting_turns_every_repository_button_on_or_off():
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "repository_buttons", ROOT / "book" / "_ext" / "repository_buttons.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    on = module.enable_buttons({"repository_url": "https://example.org/r",
+                                "launch_buttons": {"binderhub_url": ""}})
+    assert all(on[b] for b in module.BUTTONS)
+    assert on["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
+    off = module.enable_buttons({"repository_url": "", "launch_buttons": {"binderhub_url": "x"}})
+    assert not any(off[b] for b in module.BUTTONS) and "binderhub_url" not in off["launch_buttons"]
