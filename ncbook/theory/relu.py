@@ -33,6 +33,7 @@ from ncbook._checks import check_float, check_float_list, check_int
 
 __all__ = [
     "DUFMOptimum",
+    "dufm_comparison_table",
     "dufm_dnc_loss",
     "dufm_dnc_optimum",
     "dufm_dnc_threshold",
@@ -362,4 +363,30 @@ def srg_constant_table(rs: Iterable[int], depths: Iterable[int]) -> pd.DataFrame
             K = check_int("r", r, low=3) * (r - 1) // 2
             ratio, s = min((srg_constant(r, s, depth) / K, s) for s in range(2, r))
             rows.append({"r": r, "K": K, "depth": depth, "s": s, "ratio": ratio})
+    return pd.DataFrame(rows)
+
+
+def dufm_comparison_table(
+    rs: Iterable[int], depths: Iterable[int], lambdas: Iterable[float], n: int = 1
+) -> pd.DataFrame:
+    """DNC against the best SRG solution (all constants equal to ``lambda``), one row per
+    (r, depth, lambda): columns r, K, depth, lambda, dnc, srg, s (the best readout size),
+    naive (``dufm_srg_naive_loss``) and ratio = srg / dnc.
+
+    >>> row = dufm_comparison_table([5], [4], [0.004]).iloc[0]
+    >>> int(row.s), round(row.ratio, 3)
+    (3, 0.816)
+    """
+    rows = []
+    for r in rs:
+        for depth in depths:
+            for lam in lambdas:
+                K = check_int("r", r, low=3) * (r - 1) // 2
+                dnc = dufm_dnc_loss(K, depth, n, lam, lam)
+                srg, s = min((dufm_srg_loss(r, s, depth, n, lam, lam), s) for s in range(2, r))
+                naive = dufm_srg_naive_loss(r, depth, n, lam, lam)
+                rows.append(
+                    {"r": r, "K": K, "depth": depth, "lambda": lam, "dnc": dnc, "srg": srg,
+                     "s": s, "naive": naive, "ratio": srg / dnc}
+                )  # fmt: skip
     return pd.DataFrame(rows)

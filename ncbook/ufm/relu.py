@@ -13,17 +13,20 @@ SRG points whose objective equals the closed forms of :mod:`ncbook.theory.relu`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ncbook._checks import check_float, check_float_list, check_int
 from ncbook.metrics import class_means, numerical_rank
+from ncbook.profiles import progress_disabled
 from ncbook.theory.relu import (
+    dufm_dnc_loss,
     dufm_dnc_optimum,
     dufm_srg_naive_optimum,
     dufm_srg_optimum,
@@ -32,6 +35,7 @@ from ncbook.theory.relu import (
 )
 
 __all__ = [
+    "DUFMRuns",
     "GDResult",
     "ReLUDUFM",
     "class_mean_layers",
@@ -42,8 +46,10 @@ __all__ = [
     "layer_nc1",
     "make_relu_dufm",
     "nc1_trace_ratio",
+    "random_start_runs",
     "srg_dufm",
     "srg_naive_dufm",
+    "summarize_solution",
 ]
 
 
@@ -87,6 +93,11 @@ class ReLUDUFM:
         fit = (logits - targets).square().sum() / (2 * logits.shape[1])
         penalty = sum(lam / 2 * w.square().sum() for lam, w in zip(self.lambda_W, self.weights))
         return fit + penalty + self.lambda_H / 2 * self.features.square().sum()
+
+    def objective_value(self) -> float:
+        """The objective as a Python float, without building an autograd graph."""
+        with torch.no_grad():
+            return float(self.objective())
 
     def perturbed(self, std: float, seed: int = 0) -> ReLUDUFM:
         """A copy with N(0, std^2) noise added to every parameter (a fresh leaf for the solver)."""
@@ -446,3 +457,53 @@ def classify_solution(ratio: float, ranks: dict[str, int], K: int, tol: float = 
     if ratio < 1 and not full:
         return "low-rank"
     return "stuck" if ratio > 1 else "other"
+
+
+def summarize_solution(model: ReLUDUFM, dnc_loss: float, tol: float = 1e-3) -> dict[str, object]:
+    """One row describing a point: loss, ratio = loss / ``dnc_loss``, its ``classify_solution``
+    kind, the smallest class-mean rank over the hidden layers, the largest NC1 (trace ratio),
+    and ``rank <layer>`` for every layer."""
+    loss = model.objective_value()
+    ranks = layer_ranks(model, tol)
+    ratio = loss / check_float("dnc_loss", dnc_loss, low=0.0, low_open=True)
+    return {
+        "loss": loss,
+        "ratio": ratio,
+        "kind": classify_solution(ratio, ranks, model.num_classes),
+        "min rank": min(ranks.values()),
+        "max NC1": max(layer_nc1(model).values()),
+        **{f"rank {name}": rank for name, rank in ranks.items()},
+    }
+
+
+@dataclass(frozen=True)
+class DUFMRuns:
+    summary: pd.DataFrame  # one row per seed: seed, lr, then ``summarize_solution``'s columns
+    histories: pd.DataFrame  # seed, step, loss, ratio (loss / L_DNC)
+    models: dict[int, ReLUDUFM]  # final point of every seed
+
+
+def random_start_runs(
+    num_classes: int,
+    n: int,
+    depth: int,
+    width: int | Sequence[int],
+    lambda_H: float,
+    lambda_W: float | Sequence[float],
+    seeds: Iterable[int],
+    steps: int,
+    lr: float = 0.5,
+    *,
+    log_every: int = 1000,
+) -> DUFMRuns:
+    """``dufm_gradient_descent`` from ``make_relu_dufm(..., seed=s)`` for every seed, each end
+    point compared with the DNC loss ``ncbook.theory.dufm_dnc_loss`` (see ``summarize_solution``)."""
+    dnc = dufm_dnc_loss(num_classes, depth, n, lambda_H, lambda_W)
+    rows, histories, models = [], [], {}
+    for seed in tqdm(list(seeds), desc="seeds", disable=progress_disabled(), leave=False):
+        start = make_relu_dufm(num_classes, n, depth, width, lambda_W, lambda_H, seed=seed)
+        result = dufm_gradient_descent(start, steps, lr, log_every=log_every)
+        models[seed] = result.model
+        rows.append({"seed": seed, "lr": result.lr, **summarize_solution(result.model, dnc)})
+        histories.append(result.history.assign(seed=seed, ratio=result.history.loss / dnc))
+    return DUFMRuns(pd.DataFrame(rows), pd.concat(histories, ignore_index=True), models)
