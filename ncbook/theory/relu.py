@@ -374,7 +374,7 @@ def dufm_comparison_table(
     naive (``dufm_srg_naive_loss``) and ratio = srg / dnc.
 
     >>> row = dufm_comparison_table([5], [4], [0.004]).iloc[0]
-    >>> int(row.s), round(row.ratio, 3)
+    >>> int(row.s), round(float(row.ratio), 3)
     (3, 0.816)
     """
     rows = []
