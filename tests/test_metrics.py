@@ -583,3 +583,14 @@ def test_empty_batch_is_a_no_op() -> None:
     before = acc.compute()
     acc.update(X3[:0], Y3[:0])
     assert acc.compute() == before
+
+
+@pytest.mark.parametrize("d", [7, 256, 300, 515])
+def test_blocked_symmetric_gram_equals_gemm(d: int) -> None:
+    from ncbook._metrics_accumulator import _symmetric_gram
+
+    r = torch.randn(50, d, dtype=torch.float64)
+    np.testing.assert_allclose(_symmetric_gram(r).numpy(), (r.T @ r).numpy(), rtol=1e-12, atol=1e-12)
+    x, y = make_data([40, 30, 20], d, seed=d)
+    expected = oracle(x, y, 3)["nc1"]
+    assert rel_err(ncm.nc_metrics(x, y)["nc1"], expected) <= 1e-6
