@@ -206,3 +206,22 @@ def _start() -> ufm.ReLUDUFM:
 
 def _gd(steps: int = 10, lr: float = 0.1, log_every: int = 5, retries: int = 1) -> ufm.GDResult:
     return ufm.dufm_gradient_descent(_start(), steps, lr, log_every=log_every, retries=retries)
+
+
+def test_srg_spectrum_matches_spec() -> None:
+    # Spec 3.4: M_4 = relu(M~_4) of the triangle readout has singular values 1 : 2/3 (x4) : 1/3 (x5).
+    spectra = ufm.layer_spectra(ufm.srg_dufm(5, 3, 1, 4, 30, LAM, LAM))
+    last = spectra.query("layer == 'H4'")["value"].to_numpy()
+    np.testing.assert_allclose(last, [1.0] + [2 / 3] * 4 + [1 / 3] * 5, atol=1e-12)
+    assert (spectra.query("layer == 'H~4'")["value"].to_numpy()[5:] < 1e-12).all()
+
+
+def test_random_start_runs_and_sweep() -> None:
+    runs = ufm.random_start_runs(2, 2, 3, 8, LAM, LAM, [0, 1], 3000, log_every=1000)
+    assert runs.summary["seed"].tolist() == [0, 1] and set(runs.models) == {0, 1}
+    assert runs.histories.groupby("seed").size().tolist() == [4, 4]
+    first = runs.summary.iloc[0]
+    assert first["ratio"] == pytest.approx(first["loss"] / theory.dufm_dnc_loss(2, 3, 2, LAM, LAM))
+    assert first["loss"] == pytest.approx(runs.models[0].objective_value())
+    sweep = ufm.random_start_sweep(2, 1, 3, [(8, LAM), (8, LAM), (6, 0.01)], [0], 200)
+    assert sweep[["width", "lambda"]].values.tolist() == [[8, LAM], [6, 0.01]]

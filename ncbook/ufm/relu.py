@@ -43,10 +43,12 @@ __all__ = [
     "dnc_dufm",
     "dufm_gradient_descent",
     "layer_ranks",
+    "layer_spectra",
     "layer_nc1",
     "make_relu_dufm",
     "nc1_trace_ratio",
     "random_start_runs",
+    "random_start_sweep",
     "srg_dufm",
     "srg_naive_dufm",
     "summarize_solution",
@@ -442,6 +444,18 @@ def layer_ranks(model: ReLUDUFM, tol: float = 1e-3) -> dict[str, int]:
     return {name: numerical_rank(m, tol) for name, m in class_mean_layers(model).items()}
 
 
+def layer_spectra(model: ReLUDUFM) -> pd.DataFrame:
+    """Singular values of every class-mean matrix, divided by the largest one of that layer:
+    a long table with columns layer, index (0 = largest), value."""
+    rows = [
+        {"layer": name, "index": i, "value": float(v / sing[0]) if sing[0] > 0 else 0.0}
+        for name, means in class_mean_layers(model).items()
+        for sing in [torch.linalg.svdvals(means)]
+        for i, v in enumerate(sing)
+    ]
+    return pd.DataFrame(rows)
+
+
 def classify_solution(ratio: float, ranks: dict[str, int], K: int, tol: float = 5e-3) -> str:
     """Label a GD end point by its loss / L_DNC ``ratio`` and its class-mean ranks:
 
@@ -507,3 +521,24 @@ def random_start_runs(
         rows.append({"seed": seed, "lr": result.lr, **summarize_solution(result.model, dnc)})
         histories.append(result.history.assign(seed=seed, ratio=result.history.loss / dnc))
     return DUFMRuns(pd.DataFrame(rows), pd.concat(histories, ignore_index=True), models)
+
+
+def random_start_sweep(
+    num_classes: int,
+    n: int,
+    depth: int,
+    grid: Iterable[tuple[int, float]],
+    seeds: Iterable[int],
+    steps: int,
+    lr: float = 0.5,
+) -> pd.DataFrame:
+    """``random_start_runs`` for every distinct (width, lambda) in ``grid`` (lambda_H = every
+    lambda_W = lambda): the summaries stacked, with columns width and lambda added."""
+    seeds = list(seeds)
+    frames = [
+        random_start_runs(num_classes, n, depth, width, lam, lam, seeds, steps, lr).summary.assign(
+            width=width, **{"lambda": lam}
+        )
+        for width, lam in dict.fromkeys(grid)
+    ]
+    return pd.concat(frames, ignore_index=True)
