@@ -86,6 +86,7 @@ def execute(
             output.replace(output.with_suffix(".failed.ipynb"))
         raise
     wall_time = time.perf_counter() - started
+    output.with_suffix(".failed.ipynb").unlink(missing_ok=True)
     _add_provenance(output, device_file, parameters, wall_time, root, stem)
     print(f"{notebook}: ok in {wall_time:.1f} s -> {output}")
     return output
