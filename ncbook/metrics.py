@@ -1,9 +1,28 @@
 """Neural-collapse metrics: exact, float64, streaming (see ``NCAccumulator``) or in memory.
 
-Definitions follow Papyan, Han, Donoho (PNAS 2020) by default; the variants of other tools and of
-paper A's code are explicit options (see each function). The private modules hold the code:
-``_metrics_functional`` (in-memory), ``_metrics_accumulator`` (streaming), ``_metrics_collect``
-(per-layer forward hooks); ``ncbook.geometry`` holds the targets and Gram distances.
+Which entry point:
+
+* ``nc1(features, labels)``: NC1 of in-memory features, exact, O(N d K) (two passes, no d x d).
+* ``NCAccumulator(K)``: ``update`` batches (CPU/CUDA, any order), ``merge`` workers, ``compute``
+  every metric (``METRIC_KEYS``: NC1, CDNV, NC2 equinorm/equiangle and ETF/OF/GOF distances,
+  NC3, NC4, ranks); ``nc_metrics(features, labels)`` is its in-memory functional twin.
+* ``collect(model, loader, layers, K)``: one accumulator per tapped layer of any ``nn.Module``.
+* Building blocks: ``class_means``, ``cdnv``, ``nc2_equinorm``, ``nc2_equiangle``,
+  ``nc2_maxangle``, ``nc3_self_duality``, ``numerical_rank``, ``gram_distance`` (and the ETF, OF
+  and GOF targets in ``ncbook.geometry``).
+
+Conventions (default first; Papyan, Han, Donoho, PNAS 2020, and paper A's code): global mean
+sample-weighted | class-averaged (``weighting``); Sigma_B around the global mean | raw means
+(``center``); NC1 divided by K | not (``divide_by_k``); Sigma_B^+ truncated at the known rank,
+never at a default cutoff; ``rank`` counts singular values above 1e-3 s_max (paper B).
+The private modules hold the code: ``_metrics_functional`` (in memory), ``_metrics_accumulator``
+(streaming), ``_metrics_collect`` (forward hooks).
+
+>>> import torch
+>>> etf = torch.eye(3) - 1 / 3  # three class means forming a simplex ETF, two samples each
+>>> m = nc_metrics(etf.repeat_interleave(2, 0), torch.tensor([0, 0, 1, 1, 2, 2]))
+>>> m["nc1"], round(m["nc2_etf"], 12), round(m["nc2_of"], 6)  # OF distance sqrt(2 - 2 sqrt(2/3))
+(0.0, 0.0, 0.605811)
 """
 
 from __future__ import annotations
