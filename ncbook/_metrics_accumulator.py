@@ -11,6 +11,7 @@ S = S_a + S_b + sum_k (n_a n_b / n) (mu_b - mu_a)(mu_b - mu_a)^T, the same rule 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ from ncbook._metrics_inputs import (
     infer_num_classes,
 )
 from ncbook.geometry import (
+    DegenerateError,
     GOFTargets,
     as_float64,
     general_orthogonal_frame,
@@ -293,26 +295,20 @@ class NCAccumulator:
         gof = gof_targets_from_counts(counts) if gof is None else gof
         centred = between_class(means, counts, opt.weighting, center=True)
         raw_gram = means @ means.T
+        scatter_args = dict(weighting=opt.weighting, center=opt.center, divide_by_k=opt.divide_by_k)
         out = dict.fromkeys(METRIC_KEYS, math.nan)
-        out.update(
-            num_samples=float(counts.sum()),
-            nc1=nc1_from_scatter(
-                scatter,
-                means,
-                counts,
-                weighting=opt.weighting,
-                center=opt.center,
-                divide_by_k=opt.divide_by_k,
-            ),
-            cdnv=cdnv_from(means, self.spread.to("cpu") / counts),
-            nc2_equinorm=nc2_equinorm(centred),
-            nc2_equiangle=nc2_equiangle(centred),
-            nc2_maxangle=nc2_maxangle(centred),
-            nc2_etf=gram_distance(centred @ centred.T, simplex_etf(k)),
-            nc2_of=gram_distance(raw_gram, orthogonal_frame(k)),
-            nc2_gof=gram_distance(raw_gram, general_orthogonal_frame(gof.means_sq)),
-            rank=float(numerical_rank(means, opt.rank_rtol)),
-            rank_centered=float(numerical_rank(centred, opt.rank_rtol)),
+        out["num_samples"] = float(counts.sum())
+        out |= _defined(
+            nc1=lambda: nc1_from_scatter(scatter, means, counts, **scatter_args),
+            cdnv=lambda: cdnv_from(means, self.spread.to("cpu") / counts),
+            nc2_equinorm=lambda: nc2_equinorm(centred),
+            nc2_equiangle=lambda: nc2_equiangle(centred),
+            nc2_maxangle=lambda: nc2_maxangle(centred),
+            nc2_etf=lambda: gram_distance(centred @ centred.T, simplex_etf(k)),
+            nc2_of=lambda: gram_distance(raw_gram, orthogonal_frame(k)),
+            nc2_gof=lambda: gram_distance(raw_gram, general_orthogonal_frame(gof.means_sq)),
+            rank=lambda: float(numerical_rank(means, opt.rank_rtol)),
+            rank_centered=lambda: float(numerical_rank(centred, opt.rank_rtol)),
         )
         if self.logits_seen:
             out["nc4"] = self.ncc_mismatch / self.logits_seen
@@ -349,21 +345,37 @@ def _classifier_metrics(
     k = len(means)
     if w.shape != means.shape:
         raise ValueError(f"`classifier` must have shape {tuple(means.shape)} (K, d), got {tuple(w.shape)}")
-    scale = (gof.classifier_sq / gof.means_sq).sqrt()
-    return {
-        "nc2_equinorm_w": nc2_equinorm(w),
-        "nc2_equiangle_w": nc2_equiangle(w),
-        "nc2_maxangle_w": nc2_maxangle(w),
-        "nc2_etf_w": gram_distance(w @ w.T, simplex_etf(k)),
-        "nc2_of_w": gram_distance(w @ w.T, orthogonal_frame(k)),
-        "nc2_gof_w": gram_distance(w @ w.T, general_orthogonal_frame(gof.classifier_sq)),
-        "nc3": nc3_self_duality(w, centred),
-        "nc3_etf": gram_distance(w @ centred.T, simplex_etf(k)),
-        "nc3_of": gram_distance(w @ means.T, orthogonal_frame(k)),
-        "nc3_gof": gram_distance(w @ means.T, torch.diag(gof.inner)),
-        "nc3_sub": nc3_self_duality(w, means, squared=False),
-        "nc3_gof_sub": float(torch.linalg.matrix_norm(normalized(w) - normalized(scale[:, None] * means))),
-    }
+    # w_k = a_k hbar_k at the GOF; a collapsed class (both lengths 0) targets a zero row
+    ratio = gof.classifier_sq / gof.means_sq.clamp(min=torch.finfo(torch.float64).tiny)
+    scale = torch.where(gof.means_sq > 0, ratio, 0.0).sqrt()
+    return _defined(
+        nc2_equinorm_w=lambda: nc2_equinorm(w),
+        nc2_equiangle_w=lambda: nc2_equiangle(w),
+        nc2_maxangle_w=lambda: nc2_maxangle(w),
+        nc2_etf_w=lambda: gram_distance(w @ w.T, simplex_etf(k)),
+        nc2_of_w=lambda: gram_distance(w @ w.T, orthogonal_frame(k)),
+        nc2_gof_w=lambda: gram_distance(w @ w.T, general_orthogonal_frame(gof.classifier_sq)),
+        nc3=lambda: nc3_self_duality(w, centred),
+        nc3_etf=lambda: gram_distance(w @ centred.T, simplex_etf(k)),
+        nc3_of=lambda: gram_distance(w @ means.T, orthogonal_frame(k)),
+        nc3_gof=lambda: gram_distance(w @ means.T, torch.diag(gof.inner)),
+        nc3_sub=lambda: nc3_self_duality(w, means, squared=False),
+        nc3_gof_sub=lambda: float(
+            torch.linalg.matrix_norm(normalized(w) - normalized(scale[:, None] * means))
+        ),
+    )
+
+
+def _defined(**metrics: Callable[[], float]) -> dict[str, float]:
+    """Evaluate each metric; one that is undefined here (``DegenerateError``: a zero classifier
+    row of a collapsed minority class, class means of too low rank) becomes NaN, not an error."""
+    out = {}
+    for name, metric in metrics.items():
+        try:
+            out[name] = metric()
+        except DegenerateError:
+            out[name] = math.nan
+    return out
 
 
 def nc_metrics(

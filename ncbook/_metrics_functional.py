@@ -23,6 +23,7 @@ from ncbook._metrics_inputs import (
     check_labels,
     infer_num_classes,
 )
+from ncbook.geometry import DegenerateError
 
 __all__ = [
     "WEIGHTINGS",
@@ -99,7 +100,9 @@ def _nc1_projector(between: torch.Tensor, center: bool) -> torch.Tensor:
     _, s, vh = torch.linalg.svd(between, full_matrices=False)
     # Only to detect class means that are degenerate (rank below r): the truncation is at r.
     if float(s[0]) == 0.0 or float(s[rank - 1]) <= max(k, d) * torch.finfo(s.dtype).eps * float(s[0]):
-        raise ValueError(f"the class means span rank < {rank}: Sigma_B is degenerate and NC1 is undefined")
+        raise DegenerateError(
+            f"the class means span rank < {rank}: Sigma_B is degenerate and NC1 is undefined"
+        )
     return vh[:rank].T / s[:rank]
 
 
@@ -207,7 +210,7 @@ def _vectors(name: str, value: Any) -> torch.Tensor:
     check_finite(name, v)
     norms = v.norm(dim=1)
     if bool((norms == 0).any()):
-        raise ValueError(f"`{name}` has a zero row; its direction is undefined")
+        raise DegenerateError(f"`{name}` has a zero row; its direction is undefined")
     return v
 
 

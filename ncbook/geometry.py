@@ -27,6 +27,7 @@ import torch
 from ncbook._checks import check_int
 
 __all__ = [
+    "DegenerateError",
     "GOFTargets",
     "as_float64",
     "general_orthogonal_frame",
@@ -36,6 +37,11 @@ __all__ = [
     "orthogonal_frame",
     "simplex_etf",
 ]
+
+
+class DegenerateError(ValueError):
+    """The input has no direction (a zero matrix or row, class means of too low rank), so the
+    metric is undefined. ``NCAccumulator.compute`` reports such metrics as NaN."""
 
 
 def as_float64(name: str, value: Any) -> torch.Tensor:
@@ -109,7 +115,7 @@ def normalized(gram: Any, *, name: str = "gram") -> torch.Tensor:
     matrix = as_float64(name, gram)
     norm = torch.linalg.matrix_norm(matrix) if matrix.ndim == 2 else matrix.norm()
     if float(norm) == 0.0:
-        raise ValueError(f"`{name}` is zero; its normalised form is undefined")
+        raise DegenerateError(f"`{name}` is zero; its normalised form is undefined")
     return matrix / norm
 
 
