@@ -494,6 +494,15 @@ def _fresh(**kw):
 
 
 ERRORS = [
+    (lambda: ncm.nc1(X3, object()), r"`labels` must be array-like, got object"),
+    (lambda: ncm.NCAccumulator(1), r"`num_classes` must be an integer >= 2, got 1"),
+    (lambda: ncm.NCAccumulator(3, center=2), r"`center` must be one of True, False"),
+    (lambda: ncm.NCAccumulator(3, divide_by_k=None), r"`divide_by_k` must be one of True, False"),
+    (lambda: _fresh().update(X3, Y3.astype(float)), r"`labels` must be integers"),
+    (
+        lambda: _fresh(reference_means=np.eye(3, 4)).update_ncc(np.full((2, 4), np.nan), [0, 1]),
+        r"`features` contains NaN",
+    ),
     (lambda: ncm.nc1(X3, np.where(Y3 == 2, 3, Y3), 3), r"Expected `labels` in \[0, 3\), got 3"),
     (lambda: ncm.nc1(X3, Y3 - 1, 3), r"Expected `labels` in \[0, 3\), got -1"),
     (lambda: ncm.nc1(X3, np.where(Y3 == 1, 0, Y3), 3), r"class\(es\) \[1\] have no samples"),
