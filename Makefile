@@ -21,7 +21,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[book,dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[book,dev,ray]'
 	touch $@
 
 # Execute every notebook with papermill (params/$(PROFILE).yml); only stale ones rerun.

@@ -19,7 +19,7 @@ def _by_name(specs: list[str]) -> dict[str, str]:
 def pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     specs = list(project["dependencies"])
-    for extra in ("book", "dev"):
+    for extra in project["optional-dependencies"]:
         specs += project["optional-dependencies"][extra]
     return _by_name(specs)
 
