@@ -59,7 +59,7 @@ METRIC_KEYS = (
     "num_samples", "nc1", "cdnv", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf",
     "nc2_of", "nc2_gof", "rank", "rank_centered", "nc2_equinorm_w", "nc2_equiangle_w",
     "nc2_maxangle_w", "nc2_etf_w", "nc2_of_w", "nc2_gof_w", "nc3", "nc3_etf", "nc3_of", "nc3_gof",
-    "nc3_sub", "nc3_gof_sub", "nc4", "ncc_error",
+    "nc3_sub", "nc3_gof_sub", "nc4", "ncc_error", "means_error",
 )  # fmt: skip
 
 _GEMM_DTYPES = (None, torch.float32, torch.float64)
@@ -88,7 +88,7 @@ class NCAccumulator:
 
     ``update(features, labels)`` adds a batch ((B, d) floating, (B,) ints in [0, K)), on CPU or
     CUDA, any batch size and order; ``merge(other)`` adds another accumulator's data;
-    ``compute(classifier=None, gof=None)`` returns a dict with the keys of ``METRIC_KEYS``:
+    ``compute(classifier=None, gof=None, *, bias=None)`` returns a dict keyed by ``METRIC_KEYS``:
 
     * nc1: Tr(Sigma_W Sigma_B^+)/K, Sigma_B^+ truncated at the known rank (see ``metrics.nc1``);
     * cdnv: mean over k < j of (Var_k + Var_j) / (2 ||mu_k - mu_j||^2) (Galanti et al. 2022);
@@ -104,7 +104,8 @@ class NCAccumulator:
     * rank / rank_centered: numerical rank of M / Mc at ``rank_rtol``;
     * nc4: share of samples where argmax of the logits differs from the nearest-class-mean (NCC)
       decision; ncc_error: share where the NCC decision differs from the label. Both need a
-      second pass with ``update_ncc`` against ``reference_means`` (``collect`` does this).
+      second pass with ``update_ncc`` against ``reference_means`` (``collect`` does this);
+    * means_error: share of class means the classifier (W, b) does not assign to their own class.
 
     Args:
         num_classes: K >= 2.
@@ -280,7 +281,9 @@ class NCAccumulator:
             raise ValueError("the accumulator has seen no data; call `update` first")
         check_counts(self.counts)
 
-    def compute(self, classifier: Any = None, gof: GOFTargets | None = None) -> dict[str, float]:
+    def compute(
+        self, classifier: Any = None, gof: GOFTargets | None = None, *, bias: Any = None
+    ) -> dict[str, float]:
         """All metrics of the class docstring as floats (``METRIC_KEYS``).
 
         Args:
@@ -288,6 +291,10 @@ class NCAccumulator:
                 W_M ... W_m on layer m's input); None leaves the W metrics NaN.
             gof: GOF targets; default ``geometry.gof_targets_from_counts(counts)`` (depth 1,
                 small-regularisation limit; the OF for balanced counts).
+            bias: (K,) last-layer bias b of the classifier (needs ``classifier``). It only enters
+                ``means_error``, the share of classes c whose mean the classifier does not assign
+                to c, argmax_k (W mu_c + b)_k != c (without it b = 0). The Gram metrics ignore b,
+                and NC4 needs per-sample logits, which already carry b (``update_ncc``).
         """
         self._check_ready()
         opt = self.options
@@ -315,8 +322,16 @@ class NCAccumulator:
             out["nc4"] = self.ncc_mismatch / self.logits_seen
         if self.ncc_seen:
             out["ncc_error"] = self.ncc_wrong / self.ncc_seen
+        if bias is not None and classifier is None:
+            raise ValueError("`bias` needs `classifier`: pass the (K, d) classifier it belongs to")
         if classifier is not None:
-            out.update(_classifier_metrics(as_float64("classifier", classifier), means, centred, gof))
+            w = as_float64("classifier", classifier)
+            out.update(_classifier_metrics(w, means, centred, gof))
+            b = torch.zeros(k, dtype=torch.float64) if bias is None else as_float64("bias", bias)
+            if b.shape != (k,):
+                raise ValueError(f"`bias` must have shape ({k},), got {tuple(b.shape)}")
+            decided = (means @ w.T + b).argmax(dim=1)  # (K,) class given to each class mean
+            out["means_error"] = float((decided != torch.arange(k)).double().mean())
         return out
 
 

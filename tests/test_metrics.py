@@ -626,3 +626,21 @@ def test_minority_collapse_gof_point_has_zero_gof_distances() -> None:
     for key in ("nc2_gof", "nc2_gof_w", "nc3_gof", "nc3_gof_sub"):
         assert got[key] == pytest.approx(0, abs=1e-6), key  # the spec's numbers carry 8 digits
     assert math.isnan(got["nc2_equinorm_w"])  # the zero row has no direction
+
+
+def test_compute_takes_the_classifier_bias_for_the_class_mean_decisions():
+    means = torch.eye(3, dtype=torch.float64) * 2.0
+    features = torch.cat([means + 0.01 * torch.randn(5, 3, 3, dtype=torch.float64)[i] for i in range(5)])
+    labels = torch.arange(3).repeat(5)
+    acc = ncm.NCAccumulator(3)
+    acc.update(features, labels)
+    w = torch.eye(3, dtype=torch.float64)
+    assert acc.compute(classifier=w, bias=torch.zeros(3))["means_error"] == 0.0
+    # a large bias on class 0 sends every class mean to class 0: two of three classes wrong
+    shifted = acc.compute(classifier=w, bias=torch.tensor([10.0, 0.0, 0.0]))
+    assert shifted["means_error"] == pytest.approx(2 / 3)
+    assert shifted["nc2_of_w"] == acc.compute(classifier=w)["nc2_of_w"]
+    with pytest.raises(ValueError, match=r"`bias` must have shape \(3,\), got \(2,\)"):
+        acc.compute(classifier=w, bias=torch.zeros(2))
+    with pytest.raises(ValueError, match="`bias` needs `classifier`"):
+        acc.compute(bias=torch.zeros(3))
