@@ -225,3 +225,63 @@ def test_random_start_runs_and_sweep() -> None:
     assert first["loss"] == pytest.approx(runs.models[0].objective_value())
     sweep = ufm.random_start_sweep(2, 1, 3, [(8, LAM), (8, LAM), (6, 0.01)], [0], 200)
     assert sweep[["width", "lambda"]].values.tolist() == [[8, LAM], [6, 0.01]]
+
+
+# ------------------------------------------------------------------ ReLU head on fixed data
+def _head_net(backbone_depth: int = 2, lambda_B: float = 0.003) -> tuple[ufm.ReLUHeadNet, torch.Tensor]:
+    gen = torch.Generator().manual_seed(5)
+    inputs = torch.randn(12, 7, generator=gen, dtype=torch.float64)
+    labels = torch.arange(3).repeat(4)
+    net = ufm.make_relu_head_net(inputs, labels, 3, backbone_depth, 3, 6, [0.01, 0.02, 0.03], 0.004, lambda_B)
+    return net, inputs
+
+
+def test_head_net_objective_matches_reference() -> None:
+    net, inputs = _head_net()
+    x = inputs.numpy().T  # (p, N)
+    v1, v2 = (w.detach().numpy() for w in net.backbone)
+    features = v2 @ np.maximum(v1 @ x, 0.0)  # no ReLU on H_1
+    head = ufm.ReLUDUFM([w.detach() for w in net.weights], torch.tensor(features), net.labels,
+                        net.lambda_W, net.lambda_H)  # fmt: skip
+    expected = _reference_objective(head) + 0.003 / 2 * (np.sum(v1**2) + np.sum(v2**2))
+    assert float(net.objective().detach()) == pytest.approx(expected, rel=1e-13)
+    assert net.head().objective_value() == pytest.approx(_reference_objective(head), rel=1e-13)
+    assert [tuple(w.shape) for w in net.parameters()] == [(6, 7), (6, 6), (6, 6), (6, 6), (3, 6)]
+
+
+def test_head_net_on_identity_inputs_is_the_dufm() -> None:
+    # One backbone layer on X = I_N with no backbone decay: H_1 = V_1 is free, i.e. the DUFM.
+    labels = torch.arange(3).repeat_interleave(2)
+    net = ufm.make_relu_head_net(torch.eye(6), labels, 3, 1, 3, 5, LAM, 0.01, 0.0, seed=2)
+    dufm = ufm.ReLUDUFM(net.weights, net.backbone[0], labels, net.lambda_W, 0.01)
+    assert float(net.objective().detach()) == pytest.approx(dufm.objective_value(), rel=1e-14)
+
+
+def test_head_net_trains_to_zero_error() -> None:
+    net, inputs = _head_net()
+    before = float(net.objective().detach())
+    config = ufm.SolverConfig("adam", steps=1500, lr=0.01, log_every=500)
+    ufm.minimize(net.objective, net.parameters(), config)
+    assert float(net.objective().detach()) < before / 5
+    assert net.accuracy() == 1.0 and net.accuracy(inputs, net.labels) == 1.0
+    assert net.accuracy(inputs, (net.labels + 1) % 3) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"inputs": torch.zeros(4)}, r"`inputs` must be \(N, p\) and `labels` \(N,\)"),
+        ({"labels": torch.tensor([0, 1, 5, 1])}, r"`labels` must lie in \[0, 3\), got \[0, 5\]"),
+        ({"backbone_depth": 0}, r"`backbone_depth` must be an integer >= 1"),
+        ({"head_depth": 0}, r"`head_depth` must be an integer >= 1"),
+        ({"width": 0}, r"`width` must be an integer >= 1"),
+        ({"lambda_B": -1.0}, r"`lambda_B` must be a number >= 0"),
+        ({"num_classes": 1}, r"`num_classes` must be an integer >= 2"),
+    ],
+)
+def test_head_net_bad_input(kwargs: dict, match: str) -> None:
+    args = {"inputs": torch.zeros(4, 3), "labels": torch.tensor([0, 1, 2, 1]), "num_classes": 3,
+            "backbone_depth": 1, "head_depth": 2, "width": 4, "lambda_W": LAM, "lambda_H": LAM,
+            "lambda_B": LAM} | kwargs  # fmt: skip
+    with pytest.raises(ValueError, match=match):
+        ufm.make_relu_head_net(**args)

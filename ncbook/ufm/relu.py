@@ -13,7 +13,7 @@ SRG points whose objective equals the closed forms of :mod:`ncbook.theory.relu`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,14 +38,17 @@ __all__ = [
     "DUFMRuns",
     "GDResult",
     "ReLUDUFM",
+    "ReLUHeadNet",
     "class_mean_layers",
     "classify_solution",
     "dnc_dufm",
     "dufm_gradient_descent",
+    "head_monitor",
     "layer_ranks",
     "layer_spectra",
     "layer_nc1",
     "make_relu_dufm",
+    "make_relu_head_net",
     "nc1_trace_ratio",
     "random_start_runs",
     "random_start_sweep",
@@ -542,3 +545,123 @@ def random_start_sweep(
         for width, lam in dict.fromkeys(grid)
     ]
     return pd.concat(frames, ignore_index=True)
+
+
+# ------------------------------------------------------------------ a ReLU head on real data
+@dataclass
+class ReLUHeadNet:
+    """A network trained on fixed data with the DUFM's regularisation (paper B, Fig. 2 bottom):
+
+        H_1 = V_B s(... s(V_1 X)),   logits = W_L s(W_{L-1} ... s(W_1 H_1)),
+        f = 1/(2N) ||logits - Y||^2 + sum_l lambda_W[l]/2 ||W_l||^2 + lambda_H/2 ||H_1||^2
+            + lambda_B/2 sum_b ||V_b||^2 .
+
+    The backbone (bias-free, ReLU between its layers, none on H_1) replaces the DUFM's free
+    features; the head and its penalties are exactly the DUFM's, so :meth:`head` returns the
+    DUFM point the network sits at and every DUFM diagnostic applies. Because the DUFM frees
+    H_1, the head's objective is never below the DUFM's global minimum.
+    """
+
+    inputs: torch.Tensor  # X, (p, N): one column per training sample
+    backbone: list[torch.Tensor]  # V_1 .. V_B; V_b is (d, p or d)
+    weights: list[torch.Tensor]  # W_1 .. W_L of the head; W_L is (K, d)
+    labels: torch.Tensor  # (N,)
+    lambda_W: tuple[float, ...]  # head weight decay, one per layer
+    lambda_H: float  # penalty on the backbone output H_1 (a sum over samples)
+    lambda_B: float  # backbone weight decay
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [*self.backbone, *self.weights]
+
+    def features(self, inputs: torch.Tensor | None = None) -> torch.Tensor:
+        """H_1 = V_B s(... s(V_1 X)) for ``inputs`` (p x M; default the training inputs)."""
+        hidden = self.inputs if inputs is None else inputs
+        for b, weight in enumerate(self.backbone):
+            hidden = weight @ hidden
+            if b < len(self.backbone) - 1:
+                hidden = torch.relu(hidden)
+        return hidden
+
+    def head(self, *, detach: bool = True) -> ReLUDUFM:
+        """The DUFM point (head weights, H_1 = backbone output) of the training set."""
+        features = self.features()
+        weights = self.weights
+        if detach:
+            features, weights = features.detach(), [w.detach() for w in weights]
+        return ReLUDUFM(weights, features, self.labels, self.lambda_W, self.lambda_H)
+
+    def objective(self) -> torch.Tensor:
+        penalty = sum(self.lambda_B / 2 * v.square().sum() for v in self.backbone)
+        return self.head(detach=False).objective() + penalty
+
+    def accuracy(self, inputs: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> float:
+        """Fraction of correct argmax predictions on ``inputs`` (M x p rows, like the factory's)
+        with ``labels`` (M,); default the training set."""
+        with torch.no_grad():
+            data = None if inputs is None else inputs.T.to(self.inputs)
+            # Only the forward map of the DUFM is used here; labels and penalties play no part.
+            logits = ReLUDUFM(self.weights, self.features(data), self.labels, (), 0.0).logits()
+        target = self.labels if labels is None else labels
+        return float((logits.argmax(0) == target.to(logits.device)).double().mean())
+
+
+def make_relu_head_net(
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    backbone_depth: int,
+    head_depth: int,
+    width: int,
+    lambda_W: float | Sequence[float],
+    lambda_H: float,
+    lambda_B: float,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> ReLUHeadNet:
+    """A :class:`ReLUHeadNet` on ``inputs`` (N x p, one row per sample) with every hidden width
+    equal to ``width`` and weights ~ N(0, 1/fan-in)."""
+    K = check_int("num_classes", num_classes, low=2)
+    if inputs.ndim != 2 or labels.shape != (inputs.shape[0],):
+        raise ValueError(
+            f"`inputs` must be (N, p) and `labels` (N,), got {tuple(inputs.shape)} and {tuple(labels.shape)}"
+        )
+    if int(labels.min()) < 0 or int(labels.max()) >= K:
+        raise ValueError(f"`labels` must lie in [0, {K}), got [{int(labels.min())}, {int(labels.max())}]")
+    backbone_depth = check_int("backbone_depth", backbone_depth, low=1)
+    head_depth = check_int("head_depth", head_depth, low=1)
+    width = check_int("width", width, low=1)
+    lambdas = check_float_list("lambda_W", lambda_W, head_depth, low=0.0)
+    lambda_H = check_float("lambda_H", lambda_H, low=0.0)
+    lambda_B = check_float("lambda_B", lambda_B, low=0.0)
+    generator = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+
+    def normal(rows: int, cols: int) -> torch.Tensor:
+        sample = torch.randn(rows, cols, generator=generator, dtype=dtype) / cols**0.5
+        return sample.to(device).requires_grad_(True)
+
+    fan_in = [inputs.shape[1]] + [width] * (backbone_depth - 1)
+    return ReLUHeadNet(
+        inputs=inputs.T.to(device=device, dtype=dtype),
+        backbone=[normal(width, f) for f in fan_in],
+        weights=[normal(width, width) for _ in range(head_depth - 1)] + [normal(K, width)],
+        labels=labels.to(device),
+        lambda_W=lambdas,
+        lambda_H=lambda_H,
+        lambda_B=lambda_B,
+    )
+
+
+def head_monitor(net: ReLUHeadNet, dnc_loss: float) -> Callable[[], dict[str, float]]:
+    """A ``monitor`` for :func:`ncbook.ufm.minimize`: the head's objective / ``dnc_loss``
+    (``ratio``), the smallest class-mean rank and the largest NC1 over the head's layers, and the
+    training accuracy."""
+    dnc_loss = check_float("dnc_loss", dnc_loss, low=0.0, low_open=True)
+
+    def monitor() -> dict[str, float]:
+        summary = summarize_solution(net.head(), dnc_loss)
+        keep = {key: float(summary[key]) for key in ("ratio", "min rank", "max NC1")}
+        return keep | {"train accuracy": net.accuracy()}
+
+    return monitor
