@@ -400,6 +400,7 @@ def _run_local(runs: list[Run], grid: Grid, jobs: int, on_result: OnResult) -> N
     slots = context.Queue()
     for slot in gpu_slots(_visible_gpus(), jobs):
         slots.put(slot)
+    others = set(multiprocessing.active_children())
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_pin_gpu, initargs=(slots,)) as pool:
         futures = {pool.submit(execute_run, run, grid.out / run.key, grid.root): run for run in runs}
         try:
@@ -408,8 +409,8 @@ def _run_local(runs: list[Run], grid: Grid, jobs: int, on_result: OnResult) -> N
                 on_result(futures[future], None if future.exception() else future.result())
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
-            for worker in multiprocessing.active_children():
-                worker.terminate()
+            for worker in set(multiprocessing.active_children()) - others:  # this pool's workers
+                worker.terminate()  # their kernels notice and exit within a second
             raise
 
 
