@@ -285,3 +285,14 @@ def test_head_net_bad_input(kwargs: dict, match: str) -> None:
             "lambda_B": LAM} | kwargs  # fmt: skip
     with pytest.raises(ValueError, match=match):
         ufm.make_relu_head_net(**args)
+
+
+def test_head_monitor_reports_head_state() -> None:
+    net, _ = _head_net()
+    dnc = theory.dufm_dnc_loss(3, 3, 4, 0.004, [0.01, 0.02, 0.03])
+    row = ufm.head_monitor(net, dnc)()
+    assert set(row) == {"ratio", "min rank", "max NC1", "train accuracy"}
+    assert row["ratio"] == pytest.approx(net.head().objective_value() / dnc)
+    assert row["train accuracy"] == net.accuracy()
+    with pytest.raises(ValueError, match=r"`dnc_loss` must be a number > 0"):
+        ufm.head_monitor(net, 0.0)
