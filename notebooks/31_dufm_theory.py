@@ -210,7 +210,7 @@ plt.show()
 # DNC is beaten as soon as $L \ge 3$ for $K \ge 10$ and $L \ge 4$ for $K = 6$, and the margin grows
 # with depth: at $K = 10$, $L = 4$ the SRG loss is about $0.82$ times the DNC loss. The ratio hardly
 # depends on $\lambda$ until DNC reaches its zero threshold (then the ratio becomes a comparison
-# with $\tfrac12$). Two-layer models are a borderline case that the last notebook of this part
+# with $\tfrac12$). Two-layer models are a borderline case that the next chapter
 # discusses ($K = 15$, $L = 2$ shows a ratio just below one).
 #
 # {numref}`fig-loss-vs-lambda` follows one row across $\lambda$: $K = 10$, $L = 4$.
