@@ -35,6 +35,7 @@ __all__ = [
     "ce_minimizer",
     "ce_scalar_loss",
     "direction_objective",
+    "lambda_for_beta",
     "mse_minimizer",
     "phi",
     "phi_max",
@@ -88,6 +89,22 @@ def direction_objective(x: float | np.ndarray, beta: float, depth: int) -> float
     """
     m = check_int("depth", depth, low=1)
     return 1 / (1 + np.power(x, m)) + beta * np.asarray(x)
+
+
+def lambda_for_beta(beta: float, n_k: int, n_total: int, depth: int) -> float:
+    """The common lambda (lambda_W[m] = lambda_H = lambda) at which a class of n_k samples out of
+    N has beta_k = beta: beta_k = M N (N lambda^(M+1))^(1/M) / n_k, solved for lambda.
+
+    >>> lam = lambda_for_beta(0.5, 5, 75, 2)
+    >>> round(float(mse_minimizer([40, 20, 10, 5], 2, lam, lam).beta[3]), 12)
+    0.5
+    """
+    beta = check_float("beta", beta, low=0.0, low_open=True)
+    n_k = check_int("n_k", n_k, low=1)
+    n_total = check_int("n_total", n_total, low=n_k)
+    m = check_int("depth", depth, low=1)
+    c = beta * n_k / (m * n_total)
+    return (c**m / n_total) ** (1 / (m + 1))
 
 
 def _largest_root(beta: float, depth: int) -> float:
@@ -179,7 +196,7 @@ def _balanced_point(
     labels = np.repeat(np.arange(len(problem.counts)), problem.counts.astype(int))
     means = np.zeros((dims[0], len(problem.counts)))  # Hbar = diag(s_H) right^T diag(n)^(-1/2)
     means[:r] = np.sqrt(tau / problem.lambda_H)[:, None] * right.T / np.sqrt(problem.counts)
-    as_tensor = lambda a: torch.tensor(a, dtype=dtype)  # noqa: E731
+    as_tensor = lambda a: torch.tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
     return LinearPoint(
         weights=tuple(as_tensor(w) for w in weights),
         features=as_tensor(means[:, labels]),

@@ -31,9 +31,12 @@ __all__ = [
     "LBFGS",
     "LOSSES",
     "DeepLinearUFM",
+    "Snapshot",
     "SolveResult",
+    "compare",
     "layer_metrics",
     "make_deep_linear_ufm",
+    "snapshot",
     "solve",
 ]
 
@@ -56,7 +59,7 @@ class DeepLinearUFM:
     def from_point(cls, point: LinearPoint, loss: str = "mse") -> DeepLinearUFM:
         """A model at ``point`` (e.g. ``ncbook.theory.mse_minimizer(...).point()``), as fresh leaves."""
         check_choice("loss", loss, LOSSES)
-        leaf = lambda t: t.detach().clone().requires_grad_(True)  # noqa: E731
+        leaf = lambda t: t.detach().contiguous().clone().requires_grad_(True)  # noqa: E731
         return cls(
             weights=[leaf(w) for w in point.weights],
             features=leaf(point.features),
@@ -272,6 +275,9 @@ def solve(
     starts: int = 4,
     init_std: float | Sequence[float] = 0.1,
     seed: int = 0,
+    hops: int = 0,
+    kick: float = 1.0,
+    continuation: Sequence[float] = (0.1,),
     theory: MSEMinimizer | None = None,
     track: bool = True,
     dtype: torch.dtype = torch.float64,
@@ -284,8 +290,23 @@ def solve(
     ``config`` picks the solver (:class:`ncbook.ufm.SolverConfig`): ``"sgd"`` with lr 0.1 and
     momentum 0.9 is the authors' recipe; the default is float64 L-BFGS. With ``track`` every
     logged step carries :func:`layer_metrics` (pass ``theory`` for the GOF distances).
+
+    Continuation: with ``continuation`` = (c_1, c_2, ...) every odd-numbered start is first solved
+    with all lambdas multiplied by c_1, then c_2, ... (``config.steps // 4`` steps each) before the
+    real problem. Small lambdas leave no barrier around zero, so every direction grows; raising
+    lambda then keeps each on its largest root. This finds the non-zero minima that random starts
+    miss near a threshold (and, inside the window of Section 2.5, the code-rule point), while
+    the even starts keep the plain random search that finds collapsed minima.
+
+    Basin hopping: after each start converges, ``hops`` times add Gaussian noise of ``kick`` times
+    each tensor's RMS to every parameter and solve again, keeping the result only if the loss
+    went down. A kick revives directions stuck at a zero local minimum (for M >= 2 a zero
+    direction is a strict local minimum); the history continues at step offsets of
+    ``config.steps`` per hop, with the hop's trace recorded whether or not it is kept.
     """
     starts = check_int("starts", starts, low=1)
+    hops = check_int("hops", hops, low=0)
+    kick = check_float("kick", kick, low=0.0, low_open=True)
     scales = check_float_list(
         "init_std",
         init_std,
@@ -308,6 +329,8 @@ def solve(
             dtype=dtype,
             device=device,
         )
+        if start % 2 == 1 and continuation:
+            _continue(model, continuation, replace(config, steps=max(1, config.steps // 4)))
         began = time.perf_counter()
 
         def monitor(model: DeepLinearUFM = model, began: float = began) -> dict[str, Any]:
@@ -315,14 +338,28 @@ def solve(
             return clock | (layer_metrics(model, theory) if track else {})
 
         trace = minimize(
-            model.objective,
-            model.parameters(),
-            config,
-            monitor,
-            description=f"start {start + 1}/{starts}",
+            model.objective, model.parameters(), config, monitor, description=f"start {start + 1}"
         )
-        frames.append(trace.assign(start=start))
-        finals.append(float(trace["loss"].iloc[-1]))
+        traces, final = [trace], float(trace["loss"].iloc[-1])
+        generator = torch.Generator().manual_seed(seed + start)
+        for hop in range(1, hops + 1):
+            saved = [p.detach().clone() for p in model.parameters()]
+            with torch.no_grad():
+                for p in model.parameters():
+                    noise = torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device)
+                    p.add_(kick * p.square().mean().sqrt() * noise)
+            trace = minimize(
+                model.objective, model.parameters(), config, monitor, description=f"hop {hop}"
+            )
+            traces.append(trace.assign(step=trace["step"] + hop * config.steps))
+            if float(trace["loss"].iloc[-1]) < final:
+                final = float(trace["loss"].iloc[-1])
+            else:
+                with torch.no_grad():
+                    for p, old in zip(model.parameters(), saved):
+                        p.copy_(old)
+        frames.append(pd.concat(traces, ignore_index=True).assign(start=start))
+        finals.append(final)
         models.append(model)
     best = int(np.argmin(finals))
     return SolveResult(
@@ -331,6 +368,17 @@ def solve(
         final_losses=tuple(finals),
         best_start=best,
     )
+
+
+def _continue(model: DeepLinearUFM, factors: Sequence[float], config: SolverConfig) -> None:
+    """Solve ``model`` in place with its lambdas scaled by each factor in turn, then restore them."""
+    lambda_W, lambda_H = model.lambda_W, model.lambda_H
+    for i, factor in enumerate(factors):
+        factor = check_float(f"continuation[{i}]", factor, low=0.0, low_open=True)
+        model.lambda_W = tuple(factor * lam for lam in lambda_W)
+        model.lambda_H = factor * lambda_H
+        minimize(model.objective, model.parameters(), config, description=f"lambda x {factor:g}")
+    model.lambda_W, model.lambda_H = lambda_W, lambda_H
 
 
 def _detached(model: DeepLinearUFM) -> DeepLinearUFM:
@@ -354,3 +402,73 @@ def _tidy(wide: pd.DataFrame) -> pd.DataFrame:
     return long.assign(metric=parts[0], layer=parts[1].astype(int))[
         [*ids, "layer", "metric", "value"]
     ].sort_values(["start", "step", "layer", "metric"], ignore_index=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """The matrices the theorems speak about, read off one model (float64 numpy)."""
+
+    loss: float  # objective value
+    w_grams: tuple[np.ndarray, ...]  # (W_M...W_m)(W_M...W_m)^T, (K, K), for m = 1 .. M
+    h_grams: tuple[np.ndarray, ...]  # Hbar_m^T Hbar_m, (K, K), class means of H_m, m = 1 .. M
+    logits: np.ndarray  # W Hbar_1 (K, K): column k holds the mean logits of class k (no bias)
+    singular_values: np.ndarray  # (M, K): the K largest singular values of each W_m
+    bias: np.ndarray | None  # b, (K,)
+
+
+def snapshot(model: DeepLinearUFM) -> Snapshot:
+    """Read a :class:`Snapshot` off ``model``."""
+    k = model.num_classes
+    with torch.no_grad():
+        onehot = F.one_hot(model.labels, k).to(model.features.dtype)
+        means = [(h @ onehot / onehot.sum(0)).double().cpu() for h in model.layer_features()]
+        tails = [t.double().cpu() for t in _tails(model.weights)]
+        values = []
+        for w in model.weights:
+            sv = torch.linalg.svdvals(w.double().cpu())[:k]
+            values.append(torch.cat([sv, sv.new_zeros(k - len(sv))]).numpy())
+        return Snapshot(
+            loss=float(model.objective()),
+            w_grams=tuple((t @ t.T).numpy() for t in tails),
+            h_grams=tuple((h.T @ h).numpy() for h in means),
+            logits=(tails[0] @ means[0]).numpy(),
+            singular_values=np.stack(values),
+            bias=None if model.bias is None else model.bias.detach().double().cpu().numpy(),
+        )
+
+
+def compare(measured: Snapshot, predicted: Snapshot) -> pd.DataFrame:
+    """Relative errors of every matrix in ``measured`` against ``predicted``.
+
+    One row per (quantity, layer): ``scale`` = ||predicted||_F, ``matrix_error`` =
+    ||measured - predicted||_F / scale and ``spectrum_error`` = the same for the sorted eigenvalues
+    (singular values for ``W_m``), which ignores the rotations and class pairings that leave the
+    objective unchanged. Quantities: ``"W W^T"`` (the classifier acting on layer m),
+    ``"Hbar^T Hbar"`` (class means of H_m), ``"W Hbar"`` (layer 1), ``"sigma(W_m)"``, ``"bias"``.
+    """
+    rows = []
+
+    def add(quantity: str, layer: int, got: np.ndarray, want: np.ndarray, spectrum) -> None:
+        scale = float(np.linalg.norm(want))
+        denominator = scale if scale > 0 else 1.0
+        rows.append({
+            "quantity": quantity,
+            "layer": layer,
+            "scale": scale,
+            "matrix_error": float(np.linalg.norm(got - want)) / denominator,
+            "spectrum_error": float(np.linalg.norm(spectrum(got) - spectrum(want))) / denominator,
+        })
+
+    eig = lambda a: np.linalg.eigvalsh((a + a.T) / 2)  # noqa: E731
+    svd = lambda a: np.linalg.svd(a, compute_uv=False)  # noqa: E731
+    same = lambda a: np.sort(np.atleast_1d(a))  # noqa: E731
+    for m, (got, want) in enumerate(zip(measured.w_grams, predicted.w_grams), start=1):
+        add("W W^T", m, got, want, eig)
+    for m, (got, want) in enumerate(zip(measured.h_grams, predicted.h_grams), start=1):
+        add("Hbar^T Hbar", m, got, want, eig)
+    add("W Hbar", 1, measured.logits, predicted.logits, svd)
+    for m, (got, want) in enumerate(zip(measured.singular_values, predicted.singular_values), 1):
+        add("sigma(W_m)", m, got, want, same)
+    if measured.bias is not None and predicted.bias is not None:
+        add("bias", 1, measured.bias, predicted.bias, same)
+    return pd.DataFrame(rows)
