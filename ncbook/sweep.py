@@ -192,7 +192,7 @@ def grid_from_mapping(
         entries.append((run["notebook"], {k: v for k, v in run.items() if k != "notebook"}))
     if not entries:
         raise ValueError(f"grid {name!r} has no runs: give `notebook` and `parameters`, `grid` or `runs`")
-    # Validate every entry before reading any source, so a typo anywhere costs nothing.
+    # Validate every entry before building any run: a typo anywhere stops the grid before it starts.
     paths = {nb: _resolve_notebook(nb, root) for nb, _ in entries}
     allowed = {path: notebook_parameters(path) for path in set(paths.values())}
     for nb, parameters in entries:
