@@ -250,7 +250,7 @@ ledger.table().tail(2)
 # summary of who wins. The table gives it for the best $s$ (in the second table).
 
 # %%
-constants = nc.theory.srg_constant_table(rs, [*depths, 8, 12])
+constants = nc.theory.srg_constant_table(rs, sorted({*depths, 8, 12}))
 display(constants.pivot(index=["r", "K"], columns="depth", values="s"))
 constants.pivot(index=["r", "K"], columns="depth", values="ratio").round(3)
 
