@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -280,3 +281,35 @@ def test_bad_train_config(kwargs, message):
 def test_fit_rejects_mismatched_inputs(net, kw, message):
     with pytest.raises(ValueError, match=message):
         fit(_toy(), net, TrainConfig(epochs=1), **kw)
+
+
+def test_run_many_writes_tables_and_resumes_only_identical_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCBOOK_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("NCBOOK_CHECKPOINTS", str(tmp_path / "ckpt"))
+    config = TrainConfig(epochs=2, batch_size=0)
+    runs = {"a": (_net(depth=1), config), "b": (_net(depth=2, bias=True), replace(config, loss="ce"))}
+    history, models = nc.train.run_many(_toy(), runs, profile="smoke", notebook="nb")
+    assert set(history.run) == {"a", "b"}
+    assert list(history.columns[:5]) == ["run", "arch", "depth", "bias", "loss"]
+    assert history.groupby("run").depth.first().to_dict() == {"a": 1, "b": 2}
+    assert (tmp_path / "results" / "smoke" / "nb" / "a.csv").is_file() and models["b"].depth == 2
+    # Same configs: the same checkpoint file; another learning rate: another file.
+    first = nc.train.checkpoint_path("smoke", "nb", "a", _toy(), _net(depth=1), config)
+    assert first.is_file() and first.parent == tmp_path / "ckpt" / "smoke" / "nb"
+    other = nc.train.checkpoint_path("smoke", "nb", "a", _toy(), _net(depth=1), replace(config, lr=0.5))
+    assert other != first and other.name.startswith("a-")
+    again = nc.train.run(_toy(), _net(depth=1), config, profile="smoke", notebook="nb", name="a")
+    assert again.epochs_run == 0
+    with pytest.raises(ValueError, match="`profile` must be one of 'smoke', 'full'"):
+        nc.train.checkpoint_path("big", "nb", "a", _toy(), _net(depth=1), config)
+
+
+def test_authors_recipes_match_the_spec():
+    # paper-a.md Section 5.3, commands (A), (B), (C).
+    a, b, c = (nc.train.AUTHORS_RECIPES[k] for k in ("balanced_mlp", "balanced_conv", "imbalanced_mlp"))
+    assert (a.optimizer, a.lr, a.sep_decay, a.weight_decay, a.feature_decay, a.batch_size) == (
+        "adam", 1e-4, True, 1e-4, 1e-4, 128)
+    assert (b.optimizer, b.lr, b.momentum, b.sep_decay, b.weight_decay) == ("sgd", 1e-3, 0.9, False, 1e-4)
+    assert (c.epochs, c.lr_step, c.batch_size, c.shuffle, c.mse_scale, c.weight_decay) == (
+        12000, 6000, 0, False, 0.5, 1e-5)
+    assert all(r.epochs in (200, 12000) and r.lr_gamma == 0.1 and r.loss == "mse" for r in (a, b, c))
