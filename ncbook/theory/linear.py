@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.optimize import brentq, minimize_scalar
 
@@ -35,7 +36,9 @@ __all__ = [
     "ce_minimizer",
     "ce_scalar_loss",
     "direction_objective",
+    "collapse_thresholds",
     "lambda_for_beta",
+    "lambda_sweep",
     "mse_minimizer",
     "phi",
     "phi_max",
@@ -105,6 +108,54 @@ def lambda_for_beta(beta: float, n_k: int, n_total: int, depth: int) -> float:
     m = check_int("depth", depth, low=1)
     c = beta * n_k / (m * n_total)
     return (c**m / n_total) ** (1 / (m + 1))
+
+
+def collapse_thresholds(n_per_class: Sequence[int], depth: int) -> pd.DataFrame:
+    """Per class, the common lambda (lambda_W[m] = lambda_H) at which it leaves the global
+    minimum (beta_k = beta*_M, column ``lambda_global``) and the authors' rule (beta_k = phi_max,
+    ``lambda_code``). Between the two lies the window of Section 2.5 (empty for M = 1).
+
+    >>> round(float(collapse_thresholds([40, 20, 10, 5], 1)["lambda_global"].iloc[3]), 6)  # sqrt(5)/75
+    0.029814
+    """
+    counts = _problem(n_per_class, depth, 1.0, 1.0, None).counts.astype(int)
+    n, m = int(counts.sum()), check_int("depth", depth, low=1)
+    return pd.DataFrame({
+        "class": np.arange(len(counts)),
+        "n_k": counts,
+        "lambda_global": [lambda_for_beta(beta_star(m), int(c), n, m) for c in counts],
+        "lambda_code": [lambda_for_beta(phi_max(m), int(c), n, m) for c in counts],
+    })
+
+
+def lambda_sweep(
+    n_per_class: Sequence[int],
+    depth: int,
+    lambdas: Sequence[float],
+    *,
+    widths: int | Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """Closed forms over a grid of common lambdas (lambda_W[m] = lambda_H = lambda), both rules.
+
+    Tidy: one row per (lambda, rule, class) with ``loss`` (the whole objective), ``w_norm_sq``,
+    ``h_norm_sq``, ``wh`` and ``active`` of that class.
+    """
+    rows = []
+    for lam in lambdas:
+        for rule in RULES:
+            result = mse_minimizer(n_per_class, depth, lam, lam, widths=widths, rule=rule)
+            for k in range(len(result.n_per_class)):
+                rows.append({
+                    "lambda": float(lam),
+                    "rule": rule,
+                    "class": k,
+                    "loss": result.loss,
+                    "w_norm_sq": result.w_norm_sq[k],
+                    "h_norm_sq": result.h_norm_sq[k],
+                    "wh": result.wh[k],
+                    "active": bool(result.active[k]),
+                })
+    return pd.DataFrame(rows)
 
 
 def _largest_root(beta: float, depth: int) -> float:

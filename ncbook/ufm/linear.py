@@ -56,10 +56,21 @@ class DeepLinearUFM:
     loss: str  # "mse" or "ce"
 
     @classmethod
-    def from_point(cls, point: LinearPoint, loss: str = "mse") -> DeepLinearUFM:
-        """A model at ``point`` (e.g. ``ncbook.theory.mse_minimizer(...).point()``), as fresh leaves."""
+    def from_point(
+        cls, point: LinearPoint, loss: str = "mse", *, noise: float = 0.0, seed: int = 0
+    ) -> DeepLinearUFM:
+        """A model at ``point`` (e.g. ``ncbook.theory.mse_minimizer(...).point()``), as fresh
+        leaves; ``noise`` > 0 adds Gaussian noise of ``noise`` times each tensor's RMS (to test
+        that a point is a local minimum: optimise again and see whether the loss comes back)."""
         check_choice("loss", loss, LOSSES)
-        leaf = lambda t: t.detach().contiguous().clone().requires_grad_(True)  # noqa: E731
+        noise = check_float("noise", noise, low=0.0)
+        generator = torch.Generator().manual_seed(seed)
+
+        def leaf(t: torch.Tensor) -> torch.Tensor:
+            t = t.detach().contiguous().clone()
+            kick = torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device)
+            return (t + noise * t.square().mean().sqrt() * kick).requires_grad_(True)
+
         return cls(
             weights=[leaf(w) for w in point.weights],
             features=leaf(point.features),
@@ -69,6 +80,14 @@ class DeepLinearUFM:
             lambda_H=float(point.lambda_H),
             loss=loss,
         )
+
+    def gradient_norm(self) -> float:
+        """Largest absolute entry of the objective's gradient over all parameters."""
+        leaves = [p.detach().requires_grad_(True) for p in self.parameters()]  # shares storage
+        bias = leaves[-1] if self.bias is not None else None
+        twin = replace(self, weights=leaves[: self.depth], features=leaves[self.depth], bias=bias)
+        grads = torch.autograd.grad(twin.objective(), leaves)
+        return max(float(g.abs().max()) for g in grads)
 
     @property
     def num_classes(self) -> int:
