@@ -94,6 +94,8 @@ sns.set_theme(style="whitegrid")
 
 # %%
 predictions = {m: nc.theory.mse_minimizer(counts, m, lambda_W, lambda_H, widths=width) for m in depths}
+if not all(p.direction_active.any() for p in predictions.values()):
+    raise ValueError("`lambda_W`/`lambda_H` put some depth above beta*_M (zero minimizer); lower them")
 pd.DataFrame([{"M": m, "beta": p.beta[0], "beta*_M": nc.theory.beta_star(m), "x": p.x[0],
                "f*": p.loss, "||w_k||^2": p.w_norm_sq[0], "||hbar_k||^2": p.h_norm_sq[0],
                "w_k.hbar_k": p.wh[0]} for m, p in predictions.items()])

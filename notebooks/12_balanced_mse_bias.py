@@ -86,6 +86,8 @@ sns.set_theme(style="whitegrid")
 predictions = {m: nc.theory.mse_minimizer(counts, m, lambda_W, lambda_H, bias=True, widths=width)
                for m in depths}
 bias_free = {m: nc.theory.mse_minimizer(counts, m, lambda_W, lambda_H, widths=width) for m in depths}
+if not all(p.direction_active.any() for p in predictions.values()):
+    raise ValueError("`lambda_W`/`lambda_H` put some depth above beta*_M (zero minimizer); lower them")
 pd.DataFrame([{"M": m, "beta": p.beta[0], "x": p.x[0], "f* (bias)": p.loss,
                "f* (no bias)": bias_free[m].loss, "ratio": p.loss / bias_free[m].loss,
                "active directions": int(p.direction_active.sum())} for m, p in predictions.items()])
