@@ -313,3 +313,20 @@ def test_authors_recipes_match_the_spec():
     assert (c.epochs, c.lr_step, c.batch_size, c.shuffle, c.mse_scale, c.weight_decay) == (
         12000, 6000, 0, False, 0.5, 1e-5)
     assert all(r.epochs in (200, 12000) and r.lr_gamma == 0.1 and r.loss == "mse" for r in (a, b, c))
+
+
+def test_evaluate_agrees_with_pre_hook_collection():
+    # ncbook.metrics.collect taps the inputs of the head layers with forward pre-hooks, as the
+    # authors' validation does; evaluate reads them from HeadedNet.head_features in one pass.
+    data = _toy()
+    torch.manual_seed(4)
+    model = nc.nets.build(_net(depth=3))
+    out = nc.train.evaluate(model, data, batch_size=8)
+    loader = [(data.train.x[i : i + 8], data.train.y[i : i + 8]) for i in range(0, len(data.train), 8)]
+    layers = {str(m + 1): layer for m, layer in enumerate(model.head)}
+    accumulators = nc.metrics.collect(model, loader, layers, 3)
+    classifiers = model.classifiers()
+    for m in range(1, 4):
+        expected = accumulators[str(m)].compute(classifiers[m - 1])
+        for key, value in out[m].items():
+            assert value == pytest.approx(expected[key], rel=1e-9, abs=1e-12), (m, key)
