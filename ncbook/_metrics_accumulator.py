@@ -193,7 +193,12 @@ class NCAccumulator:
         sums = (onehot.T @ residual).to(torch.float64)  # (K, d)
         row_sq = torch.linalg.vector_norm(residual, dim=1).to(torch.float64).square()
         spread = torch.zeros(k, dtype=torch.float64, device=x.device).index_add_(0, y, row_sq)
-        check_finite("features", gram.diagonal())
+        if not bool(torch.isfinite(gram.diagonal()).all()):
+            check_finite("features", x)  # NaN or inf in the input itself
+            raise ValueError(
+                f"`features` are finite but their {dtype} products overflow (max |x| = "
+                f"{float(x.abs().max()):.3g}); pass gemm_dtype=torch.float64 or rescale them"
+            )
         seen = n_b > 0
         inv = torch.where(seen, 1 / n_b.clamp(min=1), 0.0)
         means_b = shift.to(torch.float64) + sums * inv[:, None]

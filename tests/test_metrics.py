@@ -644,3 +644,15 @@ def test_compute_takes_the_classifier_bias_for_the_class_mean_decisions():
         acc.compute(classifier=w, bias=torch.zeros(2))
     with pytest.raises(ValueError, match="`bias` needs `classifier`"):
         acc.compute(bias=torch.zeros(3))
+
+
+def test_overflowing_float32_products_are_named_as_such():
+    # within-class spread of 1e20: the residuals around the class means square past float32's max
+    huge = torch.tensor([[1e20, 0.0], [-1e20, 0.0], [0.0, 1e20], [0.0, -1e20]], dtype=torch.float32)
+    acc = ncm.NCAccumulator(2)
+    with pytest.raises(ValueError, match="are finite but their torch.float32 products overflow"):
+        acc.update(huge, torch.tensor([0, 0, 1, 1]))
+    wide = ncm.NCAccumulator(2, gemm_dtype=torch.float64)
+    wide.update(huge, torch.tensor([0, 0, 1, 1]))
+    with pytest.raises(ValueError, match="contains NaN or infinite entries"):
+        ncm.NCAccumulator(2).update(torch.tensor([[float("nan"), 0.0]] * 2), torch.tensor([0, 1]))
