@@ -124,7 +124,7 @@ plt.show()
 # push each other apart as far as $K$ vectors with zero sum can. The figure below lays the
 # spectra side by side: $K-1$ equal eigenvalues and a zero, exactly as predicted.
 
-# %% mystnb={"figure": {"caption": "Eigenvalues of W W^T for each depth: L-BFGS (dots) against the closed form (crosses). K-1 equal eigenvalues and one zero: the simplex ETF.", "name": "fig-12-spectra"}}
+# %% mystnb={"figure": {"caption": "Eigenvalues of W W^T for each depth: L-BFGS (blue) against the closed form (black). K-1 equal eigenvalues and one zero: the simplex ETF.", "name": "fig-12-spectra"}}
 spectra = pd.DataFrame([{"M": m, "source": source, "eigenvalue": value}
                         for m in depths
                         for source, gram in [("L-BFGS", nc.ufm.snapshot(runs[m].model).w_grams[0]),
@@ -136,7 +136,7 @@ sns.stripplot(data=spectra, x="M", y="eigenvalue", hue="source", dodge=True, ax=
 plt.show()
 
 # %% [markdown]
-# Dots and crosses coincide. Increasing depth raises the common eigenvalue $N\lambda_H x^M$; the
+# Blue and black dots coincide. Increasing depth raises the common eigenvalue $N\lambda_H x^M$; the
 # zero eigenvalue belongs to the all-ones direction that the bias takes over.
 #
 # ## Comparison with the closed form

@@ -129,8 +129,10 @@ for ax, (_, part) in zip(grid.axes.flat, norms.groupby("quantity", sort=False)):
 plt.show()
 
 # %% [markdown]
-# The bars match the ticks. The classifier rows grow with $n_k$ while the class means of the larger
-# classes are, if anything, shorter: the product $w_k^\top\bar h_k$ still increases with $n_k$.
+# The bars match the ticks. The classifier rows grow with $n_k$; the class means vary much less
+# (here they even peak at the middle class), and the product $w_k^\top\bar h_k$ increases with $n_k$.
+# Only for small $\lambda$ do the norms approach the power laws $\|w_k\|^2 \propto \sqrt{n_k}$ and
+# $\|\bar h_k\|^2 \propto 1/\sqrt{n_k}$.
 #
 # ## The statements, one by one
 #

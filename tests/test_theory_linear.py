@@ -16,7 +16,10 @@ from ncbook.theory import (
     beta_star,
     ce_minimizer,
     ce_scalar_loss,
+    collapse_thresholds,
     direction_objective,
+    lambda_for_beta,
+    lambda_sweep,
     mse_minimizer,
     phi,
     phi_max,
@@ -305,3 +308,38 @@ def test_point_rejects_rank_above_widths() -> None:
     problem = _problem([2, 2, 2], 1, 0.1, 0.1, 2)
     with pytest.raises(ValueError, match="needs rank 3 but the widths allow only 2"):
         _balanced_point(problem, np.eye(3), np.ones(3), np.eye(3), None, torch.float64)
+
+
+def test_collapse_thresholds_bracket_the_switch_of_each_rule() -> None:
+    counts = [40, 20, 10, 5]
+    for depth in (1, 2, 3):
+        table = collapse_thresholds(counts, depth)
+        for row in table.itertuples():
+            for rule, lam in (("global", row.lambda_global), ("code", row.lambda_code)):
+                before = mse_minimizer(counts, depth, lam * (1 - 1e-6), lam * (1 - 1e-6), rule=rule)
+                after = mse_minimizer(counts, depth, lam * (1 + 1e-6), lam * (1 + 1e-6), rule=rule)
+                assert before.active[row._1] and not after.active[row._1], (depth, rule, row)
+        # The window is empty for M = 1 and opens for M >= 2 (beta* < phi_max).
+        widths = table["lambda_code"] / table["lambda_global"]
+        assert np.allclose(widths, 1.0) if depth == 1 else (widths > 1).all()
+
+
+def test_lambda_sweep_is_tidy_and_rules_differ_only_in_the_window() -> None:
+    table = lambda_sweep([40, 20, 10, 5], 2, [0.01, 0.04])
+    columns = ["lambda", "rule", "class", "loss", "w_norm_sq", "h_norm_sq", "wh", "active"]
+    assert list(table.columns) == columns
+    assert len(table) == 2 * 2 * 4
+    losses = table.drop_duplicates(["lambda", "rule"]).set_index(["lambda", "rule"])["loss"]
+    assert losses[(0.01, "global")] == losses[(0.01, "code")] == pytest.approx(0.1431464039)
+    assert losses[(0.04, "code")] - losses[(0.04, "global")] == pytest.approx(0.4216311318 - 0.4190671084)
+
+
+def test_lambda_for_beta_inverts_beta() -> None:
+    for depth in (1, 2, 4):
+        lam = lambda_for_beta(0.3, 7, 31, depth)
+        result = mse_minimizer([12, 7, 7, 5], depth, lam, lam)
+        assert result.beta[1] == pytest.approx(0.3, rel=1e-12)
+    with pytest.raises(ValueError, match="`n_total` must be an integer >= 7"):
+        lambda_for_beta(0.3, 7, 6, 1)
+    with pytest.raises(ValueError, match="`beta` must be a number > 0"):
+        lambda_for_beta(0.0, 7, 31, 1)
