@@ -22,8 +22,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ncbook import metrics
 from ncbook._checks import check_choice, check_float, check_float_list, check_int
-from ncbook.geometry import gram_distance, orthogonal_frame, simplex_etf
+from ncbook.geometry import DegenerateError, gram_distance, orthogonal_frame, simplex_etf
 from ncbook.theory.linear import LinearPoint, MSEMinimizer
 from ncbook.ufm.solvers import SolverConfig, minimize
 
@@ -186,10 +187,10 @@ def make_deep_linear_ufm(
 
 def _distance(gram: torch.Tensor, target: Any) -> float:
     """gram_distance, or NaN where either side is zero (a collapsed run or target has no shape)."""
-    target = torch.as_tensor(target, dtype=torch.float64)
-    if float(gram.abs().max()) == 0.0 or float(target.abs().max()) == 0.0:
+    try:
+        return gram_distance(gram, target)
+    except DegenerateError:
         return math.nan
-    return gram_distance(gram, target)
 
 
 def layer_metrics(model: DeepLinearUFM, theory: MSEMinimizer | None = None) -> dict[str, float]:
@@ -209,8 +210,6 @@ def layer_metrics(model: DeepLinearUFM, theory: MSEMinimizer | None = None) -> d
     Distances are NaN where a Gram is zero (e.g. the all-zero point), NC1 where Sigma_B is
     degenerate (two or more collapsed classes).
     """
-    from ncbook import metrics  # lazy: ufm stays importable while metrics loads its own deps
-
     k = model.num_classes
     with torch.no_grad():
         onehot = F.one_hot(model.labels, k).to(model.features.dtype)  # (N, K)
@@ -224,7 +223,7 @@ def layer_metrics(model: DeepLinearUFM, theory: MSEMinimizer | None = None) -> d
             means = (features @ onehot / counts).double().cpu()  # (d_m, K)
             centred = means - means @ share.double().cpu()[:, None]
             w = weights.double().cpu()
-            out[f"nc1@{m}"] = _nc1_or_nan(metrics, features.T, model.labels, k)
+            out[f"nc1@{m}"] = _nc1_or_nan(features.T, model.labels, k)
             out[f"h_of@{m}"] = _distance(means.T @ means, of)
             out[f"h_etf@{m}"] = _distance(centred.T @ centred, etf)
             out[f"w_of@{m}"] = _distance(w @ w.T, of)
@@ -241,13 +240,11 @@ def layer_metrics(model: DeepLinearUFM, theory: MSEMinimizer | None = None) -> d
     return out
 
 
-def _nc1_or_nan(metrics: Any, features: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+def _nc1_or_nan(features: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     """NC1, or NaN where it is undefined: collapsed classes can leave Sigma_B degenerate."""
     try:
         return metrics.nc1(features, labels, num_classes=k)
-    except ValueError as err:
-        if "degenerate" not in str(err):
-            raise
+    except DegenerateError:
         return math.nan
 
 
