@@ -1,0 +1,142 @@
+"""Seaborn figures shared by the notebooks. Each helper takes a tidy frame (one observation per
+row) and returns the seaborn grid, so a notebook can still add titles or save the figure.
+
+* :func:`facet_lines`: curves over iterations on a grid of panels, with predicted values drawn
+  as dashed reference lines in the colour of the curve they belong to;
+* :func:`measured_vs_predicted`: measured and predicted values as side-by-side bars.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import seaborn as sns
+
+__all__ = ["facet_lines", "hue_palette", "measured_vs_predicted"]
+
+
+def _require(data: pd.DataFrame, name: str, columns: Sequence[str | None]) -> None:
+    missing = [c for c in columns if c is not None and c not in data.columns]
+    if missing:
+        raise ValueError(f"`{name}` lacks the column(s) {missing}; it has {list(data.columns)}")
+
+
+def _panel(grid: sns.FacetGrid, row_value: Any, col_value: Any) -> Any:
+    """The axes of one (row, col) panel, or None if the grid has no such panel."""
+    if row_value is not None and col_value is not None:
+        return grid.axes_dict.get((row_value, col_value))
+    if row_value is not None or col_value is not None:
+        return grid.axes_dict.get(row_value if row_value is not None else col_value)
+    return grid.ax
+
+
+def hue_palette(levels: Sequence[Any], palette: str = "viridis") -> dict[Any, Any]:
+    """One colour per level, in order (a dark-to-light ramp suits ordered levels like layers).
+
+    >>> list(hue_palette([1, 2, 3]))
+    [1, 2, 3]
+    """
+    return dict(zip(levels, sns.color_palette(palette, len(levels))))
+
+
+def facet_lines(
+    data: pd.DataFrame,
+    *,
+    x: str = "step",
+    y: str = "value",
+    row: str | None = None,
+    col: str | None = None,
+    hue: str | None = None,
+    reference: pd.DataFrame | None = None,
+    log_y: bool = True,
+    floor: float = 1e-16,
+    palette: str = "viridis",
+    height: float = 2.0,
+    aspect: float = 1.35,
+    row_order: Sequence[Any] | None = None,
+    col_order: Sequence[Any] | None = None,
+    labels: Mapping[Any, str] | None = None,
+) -> sns.FacetGrid:
+    """Line plots of ``y`` against ``x``, one panel per (``row``, ``col``), one curve per ``hue``.
+
+    With ``log_y`` values below ``floor`` are drawn at ``floor`` (a metric that reached 0 exactly
+    stays visible) and rows share their y-axis. ``reference`` holds predicted values: rows with
+    the same ``row``/``col``/``hue`` columns as ``data`` and a ``y`` column; each becomes a dashed
+    horizontal line in its panel, in its curve's colour (black without ``hue``). Predicted values
+    at or below ``floor`` are not drawn on a log axis. ``labels`` renames ``row`` values (e.g.
+    metric keys to readable titles), in ``data``, ``reference`` and ``row_order`` alike.
+
+    Raises:
+        ValueError: if ``data`` or ``reference`` lacks a named column, or ``floor`` <= 0.
+    """
+    _require(data, "data", [x, y, row, col, hue])
+    if reference is not None:
+        _require(reference, "reference", [y, row, col, hue])
+    if log_y and not floor > 0:
+        raise ValueError(f"`floor` must be > 0 on a log axis, got {floor!r}")
+    frame = data.copy()
+    if labels is not None and row is not None:
+        rename = lambda v: labels.get(v, v)  # noqa: E731
+        frame[row] = frame[row].map(rename)
+        row_order = None if row_order is None else [rename(v) for v in row_order]
+        if reference is not None:
+            reference = reference.assign(**{row: reference[row].map(rename)})
+    if log_y:
+        frame[y] = frame[y].clip(lower=floor)
+    levels = sorted(frame[hue].unique()) if hue is not None else []
+    colours = hue_palette(levels, palette) if hue is not None else None
+    grid = sns.relplot(
+        data=frame, x=x, y=y, row=row, col=col, hue=hue, hue_order=levels or None,
+        palette=colours, kind="line", height=height, aspect=aspect,
+        row_order=row_order, col_order=col_order,
+        facet_kws={"sharey": "row" if row is not None else True, "margin_titles": True},
+    )
+    if log_y:
+        grid.set(yscale="log")
+    if reference is not None:
+        for _, line in reference.iterrows():
+            value = float(line[y])
+            if not math.isfinite(value) or (log_y and value <= floor):
+                continue
+            ax = _panel(grid, line[row] if row else None, line[col] if col else None)
+            if ax is None:
+                continue
+            colour = colours.get(line[hue], "k") if colours is not None else "k"
+            ax.axhline(value, ls="--", lw=1.0, color=colour, alpha=0.8)
+    return grid
+
+
+def measured_vs_predicted(
+    data: pd.DataFrame,
+    *,
+    x: str,
+    measured: str = "value",
+    predicted: str = "predicted",
+    col: str | None = None,
+    row: str | None = None,
+    labels: tuple[str, str] = ("gradient descent", "closed form"),
+    height: float = 2.4,
+    aspect: float = 1.2,
+    sharey: bool = False,
+) -> sns.FacetGrid:
+    """Side-by-side bars of ``measured`` and ``predicted`` per ``x``, one panel per (``row``,
+    ``col``); ``labels`` name the two bars in the legend.
+
+    Raises:
+        ValueError: if ``data`` lacks a named column.
+    """
+    _require(data, "data", [x, measured, predicted, col, row])
+    keep = [c for c in (x, col, row) if c is not None]
+    long = data.melt(id_vars=keep, value_vars=[measured, predicted], var_name="source",
+                     value_name="_value")
+    long["source"] = long["source"].map({measured: labels[0], predicted: labels[1]})
+    grid = sns.catplot(
+        data=long, x=x, y="_value", hue="source", hue_order=list(labels), col=col, row=row,
+        kind="bar", height=height, aspect=aspect, sharey=sharey, errorbar=None,
+        palette=["tab:blue", "0.35"],
+    )
+    grid.set_ylabels("")
+    return grid
