@@ -393,6 +393,12 @@ def predictions(configs: Iterable[SyntheticConfig]) -> pd.DataFrame:
     (layer 0) is the candidate's objective value. Each candidate's explicit point is built by
     ``ncbook.theory`` and measured with the run's reference, so the values are what the run's
     curves converge to if gradient descent reaches that point.
+
+    The OF distance of W W^T under the authors' imbalance (a regression value of the spec, Sec. 4):
+
+    >>> frame = predictions([SyntheticConfig(n_per_class=IMBALANCED, depth=1)])
+    >>> round(float(frame.query("metric == 'w_of' and layer == 1")["value"].iloc[0]), 6)
+    0.298736
     """
     rows = []
     for config in configs:

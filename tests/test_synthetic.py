@@ -214,6 +214,13 @@ def test_a_balanced_run_reaches_the_spec_optimum():
     pd.testing.assert_frame_equal(timeless(table), timeless(syn.run(config)))  # bit-reproducible on CPU
 
 
+def test_a_float32_run_reaches_the_optimum_to_single_precision():
+    config = syn.SyntheticConfig(n_per_class=(20,) * 4, depth=1, width=8, lambda_W=0.01, lambda_H=0.01,
+                                 lr=0.5, steps=300, log_every=300, seed=0, dtype="float32")
+    loss = float(syn.run(config).query("metric == 'loss' and step == 300")["value"].iloc[0])
+    assert loss == pytest.approx(0.1628854382, rel=1e-5)  # Section 2.1 check, as above
+
+
 def test_a_minority_run_reaches_the_global_minimum_not_the_code_rule_point():
     # Section 2.5, M = 2, lambda = 0.04: class 2 vanishes at the global minimum (f* = 0.4190671084);
     # the authors' rule keeps it (0.4216311318, a strict local minimum).
