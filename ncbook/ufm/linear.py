@@ -307,7 +307,8 @@ def solve(
     momentum 0.9 is the authors' recipe; the default is float64 L-BFGS. With ``track`` every
     logged step carries :func:`layer_metrics` (pass ``theory`` for the GOF distances).
 
-    Continuation: with ``continuation`` = (c_1, c_2, ...) every odd-numbered start is first solved
+    Continuation (default ``(0.1,)``): with ``continuation`` = (c_1, c_2, ...) the starts 1, 3,
+    5, ... (0-based) are first solved
     with all lambdas multiplied by c_1, then c_2, ... (``config.steps // 4`` steps each) before the
     real problem. Small lambdas leave no barrier around zero, so every direction grows; raising
     lambda then keeps each on its largest root. This finds the non-zero minima that random starts
