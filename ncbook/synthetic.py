@@ -46,13 +46,14 @@ from ncbook.ufm import DeepLinearUFM, SolverConfig, make_deep_linear_ufm, minimi
 
 __all__ = [
     "BALANCED",
-    "attach",
-    "closest_candidate",
     "DTYPES",
     "IMBALANCED",
     "LOSSES",
+    "RUN_KEYS",
     "SyntheticConfig",
+    "attach",
     "candidates",
+    "closest_candidate",
     "final",
     "grid",
     "measure",
@@ -62,7 +63,7 @@ __all__ = [
 ]
 
 LOSSES = ("mse", "ce")
-RUN_KEYS = ["run", "metric", "layer", "k"]  # identify one logged quantity of one run
+RUN_KEYS = ("run", "metric", "layer", "k")  # identify one logged quantity of one run
 DTYPES = ("float32", "float64")
 BALANCED = (100, 100, 100, 100)  # the authors' balanced counts
 IMBALANCED = (200, 100, 50, 50)  # the authors' imbalanced counts
@@ -428,7 +429,7 @@ def attach(
     else:
         chosen = predicted[predicted["candidate"] == predicted["run"].map(candidate)]
     values = chosen[[*RUN_KEYS, "value"]].rename(columns={"value": "predicted"})
-    return table.merge(values, on=RUN_KEYS, how="left")
+    return table.merge(values, on=list(RUN_KEYS), how="left")
 
 
 def closest_candidate(table: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFrame:
