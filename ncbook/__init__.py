@@ -21,6 +21,7 @@ _SUBMODULES = (
     "profiles",
     "provenance",
     "sweep",
+    "synthetic",
     "theory",
     "train",
     "ufm",

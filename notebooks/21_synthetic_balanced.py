@@ -76,7 +76,6 @@ metric_tolerance = 1e-4  # bound on every final NC1 / NC2 / NC3 metric and on th
 import matplotlib.pyplot as plt
 
 import ncbook as nc
-import ncbook.synthetic  # noqa: F401  (loads nc.synthetic)
 
 torch_device = nc.profiles.setup(profile, device, seed)
 for name, value in [("loss_tolerance", loss_tolerance), ("ce_tolerance", ce_tolerance),

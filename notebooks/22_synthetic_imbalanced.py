@@ -80,7 +80,6 @@ collapse_tolerance = 1e-8  # bound on ||w_k||^2 of a class predicted to vanish
 import matplotlib.pyplot as plt
 
 import ncbook as nc
-import ncbook.synthetic  # noqa: F401  (loads nc.synthetic)
 
 torch_device = nc.profiles.setup(profile, device, seed)
 for name, value in [("loss_tolerance", loss_tolerance), ("metric_tolerance", metric_tolerance),
