@@ -146,11 +146,17 @@ for ax in grid.axes.flat:
 plt.show()
 
 # %% [markdown]
-# Every hidden layer of the head carries class means of rank well below $K$, and the last ReLU
-# restores rank $K$: the structure gradient descent found on the DUFM, now in a network trained on
-# real images. Deep neural collapse would have rank $K$ in every layer. The within-class variability
-# is small in every layer (DNC1), so what fails is DNC2, the orthogonal frame of rank $K$: the
-# normalised Gram matrix of the class means is far from $I_K/\sqrt K$ in the hidden layers.
+# In the runs whose objective ends below the DNC line, the class means have rank below $K$ in the
+# hidden layers of the head, in particular in the pre-activation $\tilde H_L$ of the last hidden
+# layer, and the last ReLU restores rank $K$: the structure gradient descent found on the DUFM, now
+# in a network trained on real images. Deep neural collapse would have rank $K$ in every layer. The
+# within-class variability is small in every layer (DNC1), so what fails is DNC2, the orthogonal
+# frame of rank $K$: the normalised Gram matrix of the class means is far from $I_K/\sqrt K$ in the
+# hidden layers (the table below; DNC would give $0$). Depending on the initialisation, a run can
+# also stop near full rank (one hidden layer of rank $K - 1$) with an objective slightly *above*
+# $\mathcal{L}_{\mathrm{DNC}}$ (two of five seeds in our run of the full profile): a local minimum
+# that is neither DNC nor better than it. So the head does not end at DNC, and only some
+# initialisations reach the better low-rank solutions, as on the DUFM.
 
 # %%
 frame = nc.geometry.orthogonal_frame(K)
@@ -160,33 +166,36 @@ distance = pd.DataFrame({s_: {name: nc.geometry.gram_distance(m.T @ m, frame)
 distance.round(3)
 
 # %%
-last = history.groupby("seed").tail(1)
+last = history.groupby("seed").tail(1).set_index("seed")
 hidden = [name for name in final.columns if name != f"H{L}"]
+below = last.index[last["ratio"] < 1]  # the runs that beat DNC
 ledger.check("the network reaches zero training error", predicted=1.0, measured=last["train accuracy"],
              tolerance=0.0, kind="abs")
-ledger.check("the head ends below the DNC loss of the DUFM (objective / L_DNC)", predicted=srg / dnc,
-             measured=last["ratio"], tolerance=1.0, kind="upper")
-ledger.check("hidden head layers: class means of rank below K", predicted=K - 1,
-             measured=final[hidden].to_numpy().max(axis=1), tolerance=K - 1, kind="upper")
+ledger.check("the best run ends below the DNC loss of the DUFM (objective / L_DNC)", predicted=srg / dnc,
+             measured=last["ratio"].min(), tolerance=1.0, kind="upper")
+ledger.check("no run is at DNC: some hidden layer has class means of rank below K (fraction of runs)",
+             predicted=1.0, measured=float((final[hidden].min(axis=1) < K).mean()), tolerance=0.5, kind="lower")
+ledger.check("runs below DNC: the last pre-activation H~_L has class means of rank below K", predicted=K - 1,
+             measured=final.loc[below, f"H~{L}"], tolerance=K - 1, kind="upper")
 ledger.check("last post-ReLU layer: class means of rank K", predicted=K, measured=final[f"H{L}"],
              tolerance=0, kind="abs")
 ledger.check("DNC1: NC1 (trace ratio) small in every head layer", predicted=0.0,
-             measured=nc1.to_numpy().max(axis=1), tolerance=0.05, kind="upper")
+             measured=nc1.max(axis=1), tolerance=0.05, kind="upper")
 ledger.check("DNC1: NC1 falls by more than 10x during training", predicted=100.0,
-             measured=(history.groupby("seed")["max NC1"].first() / last.set_index("seed")["max NC1"]),
-             tolerance=10.0, kind="lower")
-ledger.check("DNC2 fails: hidden-layer Gram far from the orthogonal frame", predicted=1.0,
-             measured=distance[hidden[1:]].to_numpy().min(axis=1), tolerance=0.2, kind="lower")
+             measured=history.groupby("seed")["max NC1"].first() / last["max NC1"], tolerance=10.0, kind="lower")
+ledger.check("runs below DNC: DNC2 fails, hidden-layer Gram far from the orthogonal frame", predicted=1.0,
+             measured=distance.loc[below, hidden[1:]].min(axis=1), tolerance=0.2, kind="lower")
 print(f"{len(ledger.claims)} claims recorded; the table is in the Claims section below")
 
 # %% [markdown]
 # ## Conclusion
 #
 # * A small ReLU network trained on real digits to zero training error, with the DUFM's
-#   regularisation, ends with a head objective below the closed-form DNC loss: it is not at deep
-#   neural collapse, as {cite:t}`sukenik2024neural` report for ResNet20 on CIFAR10.
-# * The class means have low rank in every hidden layer of the head and full rank only after the
-#   last ReLU, the signature of the low-rank (SRG-like) solutions of the DUFM.
+#   regularisation, can end with a head objective below the closed-form DNC loss: it is then not
+#   at deep neural collapse, as {cite:t}`sukenik2024neural` report for ResNet20 on CIFAR10.
+# * Such runs have class means of low rank in every hidden layer of the head and full rank only
+#   after the last ReLU, the signature of the low-rank (SRG-like) solutions of the DUFM; other
+#   initialisations stop near full rank slightly above the DNC loss, and none reaches DNC.
 # * Within-class variability still collapses (NC1 small and falling), so DNC1 holds while DNC2 fails.
 # * Scale: the paper's experiment (ResNet20, CIFAR10, $n = 5000$) needs a GPU and is not run here;
 #   this chapter is a CPU proxy that keeps the qualitative claims.
