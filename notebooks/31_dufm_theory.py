@@ -73,8 +73,8 @@ wd, n = weight_decay, n_per_class
 # With one-hot targets $Y$ the objective is
 #
 # $$
-# \mathcal{L} = \frac{1}{2N}\bigl\|W_L H_L - Y\bigr\|_F^2
-#   + \sum_{l=1}^{L} \frac{\lambda_{W_l}}{2}\|W_l\|_F^2 + \frac{\lambda_{H_1}}{2}\|H_1\|_F^2 .
+# \mathcal{L} = \frac{1}{2N}\bigl\|W_L H_L - Y\bigr\|_F^2 +
+#   \sum_{l=1}^{L} \frac{\lambda_{W_l}}{2}\|W_l\|_F^2 + \frac{\lambda_{H_1}}{2}\|H_1\|_F^2 .
 # $$
 #
 # `ncbook.ufm.ReLUDUFM` implements it; `ncbook.theory` holds the closed forms below. Both follow
@@ -151,8 +151,8 @@ plt.show()
 # $W_L = (u^2C^\top C + K\lambda I)^{-1}uC^\top$ after it, the loss reduces to one scalar $u$:
 #
 # $$
-# \mathcal{L}_{\mathrm{SRG}} = \min_{u>0}\ \tfrac{L}{2}\,G\,u^{2/L}
-#   + \tfrac{\lambda_{W_L}}{2}\operatorname{tr}\bigl((u^2 C^\top C + K\lambda_{W_L} I)^{-1}\bigr),
+# \mathcal{L}_{\mathrm{SRG}} = \min_{u>0}\ \tfrac{L}{2}\,G\,u^{2/L} +
+#   \tfrac{\lambda_{W_L}}{2}\operatorname{tr}\bigl((u^2 C^\top C + K\lambda_{W_L} I)^{-1}\bigr),
 # $$
 #
 # where $G$ collects the nuclear norm of $B$, $r$ and $\|F\|_F^2 = mr/4$ (`nc.theory.dufm_srg_loss`).

@@ -76,8 +76,8 @@ K, L, lam_h = 10, head_depth, feature_decay / n_per_class
 # $$
 #
 # with no biases, trained on
-# $\frac{1}{2N}\|\text{logits} - Y\|_F^2 + \sum_l \frac{\lambda_W}{2}\|W_l\|_F^2
-# + \frac{\lambda_H}{2}\|H_1\|_F^2 + \sum_b \frac{\lambda_B}{2}\|V_b\|_F^2$.
+# $\frac{1}{2N}\|\text{logits} - Y\|_F^2 + \sum_l \frac{\lambda_W}{2}\|W_l\|_F^2 +
+# \frac{\lambda_H}{2}\|H_1\|_F^2 + \sum_b \frac{\lambda_B}{2}\|V_b\|_F^2$.
 # The head and its penalties are exactly the DUFM of the previous chapters, with the free features
 # replaced by the backbone's output (`nc.ufm.ReLUHeadNet`). Since the DUFM frees $H_1$, the head's
 # objective can never fall below the DUFM's global minimum, and it can fall below
