@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -84,7 +85,19 @@ def _cell(value: object) -> str:
     return text if len(text) <= 90 else text[:87] + "..."
 
 
-def report_markdown(claims: pd.DataFrame) -> str:
+def chapter_title(notebook: Path) -> str:
+    """The ``# Title`` of an executed notebook's first markdown cell, else its file stem."""
+    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    for cell in cells:
+        if cell.get("cell_type") == "markdown":
+            first = "".join(cell.get("source", "")).lstrip().splitlines()[0:1]
+            if first and first[0].startswith("# "):
+                return first[0][2:].strip()
+            break
+    return notebook.stem
+
+
+def report_markdown(claims: pd.DataFrame, titles: dict[str, str] | None = None) -> str:
     lines = [
         "# Reproduction report",
         "",
@@ -101,10 +114,12 @@ def report_markdown(claims: pd.DataFrame) -> str:
     lines += [f"**{passed} of {len(claims)} claims pass.**", ""]
     for notebook, group in claims.groupby("notebook", sort=True):
         ok = int(group["passed"].sum())
+        title = (titles or {}).get(notebook, notebook)
         lines += [
-            f"## {{doc}}`executed/{notebook}`",
+            f"## {title}",
             "",
-            f"{ok} of {len(group)} claims pass ({group['profile'].iloc[0]} profile).",
+            f"{{doc}}`Chapter <executed/{notebook}>`: {ok} of {len(group)} claims pass "
+            f"({group['profile'].iloc[0]} profile).",
             "",
             "| claim | paper | predicted | measured | tolerance | verdict |",
             "|---|---|---|---|---|---|",
@@ -127,7 +142,8 @@ def prepare(profile: str) -> None:
         raise SystemExit(f"not executed yet: {', '.join(missing)}; run `make notebooks`")
     copy_mathjax(root)
     claims = collect_claims(chosen, root)
-    (root / "book" / "report.md").write_text(report_markdown(claims), encoding="utf-8")
+    titles = {stem: chapter_title(root / "book" / "executed" / f"{stem}.ipynb") for stem in chosen}
+    (root / "book" / "report.md").write_text(report_markdown(claims, titles), encoding="utf-8")
     full = sum(used == "full" for used in chosen.values())
     print(f"book: {len(chosen)} notebooks ({full} from stored full runs), {len(claims)} claims")
 

@@ -67,7 +67,8 @@ def banner_markdown(record: dict[str, Any]) -> str:
         )
     versions = ", ".join(f"{name} {version}" for name, version in record["versions"].items())
     return "\n".join([
-        f"```{{{kind}}} Provenance",
+        "```{admonition} Provenance",
+        f":class: {kind}",
         headline,
         "",
         f"- device: `{record['device']}` ({record['device_name']}); seed {record['seed']}",

@@ -25,8 +25,8 @@
 # ```{admonition} Theorem (paper A, balanced MSE, bias-free; Thm 3.1 (?))
 # :class: important
 # Let $n_k = n$ for all $K$ classes, $N = Kn$, widths $d_m \ge K$, and
-# $f = \frac{1}{2N}\|W_M\cdots W_1 H_1 - Y\|_F^2 + \sum_m \frac{\lambda_{W_m}}{2}\|W_m\|_F^2
-# + \frac{\lambda_H}{2}\|H_1\|_F^2$. Put
+# $f = \frac{1}{2N}\|W_M\cdots W_1 H_1 - Y\|_F^2 + \sum_m \frac{\lambda_{W_m}}{2}\|W_m\|_F^2 +
+# \frac{\lambda_H}{2}\|H_1\|_F^2$. Put
 # $\beta = MK\,(N\lambda_{W_1}\cdots\lambda_{W_M}\lambda_H)^{1/M}$ and
 # $\beta^*_1 = 1$, $\beta^*_M = (M-1)^{(M-1)/M}/M$ for $M \ge 2$.
 # If $\beta < \beta^*_M$, let $x$ be the largest root of $\beta = Mx^{M-1}/(1+x^M)^2$. Then every

@@ -24,8 +24,8 @@
 # %% [markdown]
 # ```{admonition} Theorem (paper A, balanced MSE with bias; Thm 3.2 (?))
 # :class: important
-# As in the bias-free theorem, but with $f = \frac{1}{2N}\|W_M\cdots W_1 H_1 + b\mathbf 1^\top - Y\|_F^2
-# + \sum_m\frac{\lambda_{W_m}}{2}\|W_m\|_F^2 + \frac{\lambda_H}{2}\|H_1\|_F^2$ (the bias $b$ is not
+# As in the bias-free theorem, but with $f = \frac{1}{2N}\|W_M\cdots W_1 H_1 + b\mathbf 1^\top - Y\|_F^2 +
+# \sum_m\frac{\lambda_{W_m}}{2}\|W_m\|_F^2 + \frac{\lambda_H}{2}\|H_1\|_F^2$ (the bias $b$ is not
 # penalised) and widths $d_m \ge K-1$. With $\beta$, $\beta^*_M$ and $x$ as before and
 # $\beta < \beta^*_M$, every global minimizer has
 # * $b^* = \frac1K\mathbf 1_K$ and a zero global feature mean, $h_{m,G} = 0$ at every layer;

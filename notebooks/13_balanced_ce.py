@@ -26,8 +26,8 @@
 # %% [markdown]
 # ```{admonition} Claim (paper A, balanced CE; Thm 3.3 (?)) and what we find
 # :class: important
-# *Objective.* $f = \frac1N\sum_i \mathrm{CE}(W_M\cdots W_1 h_{1,i}, y_i)
-# + \sum_m\frac{\lambda_{W_m}}{2}\|W_m\|_F^2 + \frac{\lambda_H}{2}\|H_1\|_F^2$, balanced classes,
+# *Objective.* $f = \frac1N\sum_i \mathrm{CE}(W_M\cdots W_1 h_{1,i}, y_i) +
+# \sum_m\frac{\lambda_{W_m}}{2}\|W_m\|_F^2 + \frac{\lambda_H}{2}\|H_1\|_F^2$, balanced classes,
 # widths $d_m \ge K$; a bias is irrelevant (CE ignores a common shift of the logits).
 #
 # *Paper (as we read it).* Global minimizers are collapsed (NC1) with class means and classifier

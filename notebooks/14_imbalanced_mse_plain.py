@@ -35,8 +35,8 @@
 #   for the surviving classes;
 # * **minority collapse** $w_k = \bar h_k = 0$ iff $n_k \le N^2\lambda_W\lambda_H$; the norm reaches
 #   zero continuously;
-# * $f^* = \sum_{k\ \rm active}\big[\sqrt{n_k\lambda_W\lambda_H} - \tfrac N2\lambda_W\lambda_H\big]
-#   + \sum_{k\ \rm collapsed}\frac{n_k}{2N}$.
+# * $f^* = \sum_{k\ \rm active}\big[\sqrt{n_k\lambda_W\lambda_H} - \tfrac N2\lambda_W\lambda_H\big] +
+#   \sum_{k\ \rm collapsed}\frac{n_k}{2N}$.
 # ```
 
 # %% tags=["parameters"]

@@ -31,8 +31,8 @@
 # $W = W_M \cdots W_1$, and the objective is
 #
 # $$
-# f = \frac{1}{2N}\|W_M \cdots W_1 H_1 + b\mathbf{1}^\top - Y\|_F^2
-#     + \sum_{m=1}^{M} \frac{\lambda_W}{2}\|W_m\|_F^2 + \frac{\lambda_H}{2}\|H_1\|_F^2 ,
+# f = \frac{1}{2N}\|W_M \cdots W_1 H_1 + b\mathbf{1}^\top - Y\|_F^2 +
+#     \sum_{m=1}^{M} \frac{\lambda_W}{2}\|W_m\|_F^2 + \frac{\lambda_H}{2}\|H_1\|_F^2 ,
 # $$
 #
 # with $b = 0$ in the bias-free model and the mean cross-entropy in place of the first term for CE.

@@ -29,8 +29,8 @@
 # ## Overview
 #
 # The objective is the bias-free MSE of the balanced chapter,
-# $f = \frac{1}{2N}\|W_M\cdots W_1 H_1 - Y\|_F^2 + \sum_m \frac{\lambda_W}{2}\|W_m\|_F^2
-# + \frac{\lambda_H}{2}\|H_1\|_F^2$, now with $n_k$ samples in class $k$. Its minimum splits into one
+# $f = \frac{1}{2N}\|W_M\cdots W_1 H_1 - Y\|_F^2 + \sum_m \frac{\lambda_W}{2}\|W_m\|_F^2 +
+# \frac{\lambda_H}{2}\|H_1\|_F^2$, now with $n_k$ samples in class $k$. Its minimum splits into one
 # scalar problem per class (the spec's Section 2.0): with
 # $\beta_k = MN(N\lambda_W^M\lambda_H)^{1/M}/n_k$, class $k$ keeps a non-zero classifier row iff
 # $\beta_k < \beta^*_M$, and then $x_k$ is the largest root of $\beta_k = Mx^{M-1}/(1+x^M)^2$ and

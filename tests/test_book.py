@@ -113,9 +113,24 @@ def _open(browser, url: str, base: str):
     return page, outside
 
 
+# Prose with every typeset equation, code cell and output removed: a TeX command left in it means
+# an equation the Markdown parser broke (say, a line of a formula starting with "+ " became a list).
+_UNTYPESET_TEX = """() => {
+    const main = document.querySelector('main') || document.body;
+    const copy = main.cloneNode(true);
+    copy.querySelectorAll('mjx-container, pre, code, .cell_output, .output, script, style')
+        .forEach(node => node.remove());
+    return (copy.textContent.match(/\\\\(frac|lambda|sum|cdots|top|mathbf|bar|sqrt|beta)\\b/g) || []);
+}"""
+
+
 def _assert_page_renders(page, outside, name: str) -> None:
     if page.locator("span.math, div.math").count():
         page.wait_for_function("document.querySelectorAll('mjx-container').length > 0", timeout=20000)
+        page.wait_for_function("!document.querySelector('span.math:not(:has(mjx-container))')",
+                               timeout=20000)
+        leftover = page.evaluate(_UNTYPESET_TEX)
+        assert not leftover, f"{name}: TeX left untypeset in the prose: {leftover[:5]}"
     images = page.evaluate(
         "Array.from(document.images).map(i => [i.currentSrc, i.complete && i.naturalWidth > 0])"
     )

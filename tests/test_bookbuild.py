@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ncbook.book import collect_claims, copy_executed, mathjax_source, report_markdown
+from ncbook.book import chapter_title, collect_claims, copy_executed, mathjax_source, report_markdown
 
 
 def _claim(text: str, passed: bool) -> dict:
@@ -38,9 +38,10 @@ def test_report_groups_claims_by_chapter_with_totals(tmp_path):
     _tree(tmp_path)
     claims = collect_claims(copy_executed("smoke", tmp_path), tmp_path)
     assert sorted(claims["claim"]) == ["a smoke", "b full one", "b full two"]
-    text = report_markdown(claims)
+    text = report_markdown(claims, {"a": "Chapter A"})
     assert "**2 of 3 claims pass.**" in text
-    assert "## {doc}`executed/a`" in text and "1 of 1 claims pass (smoke profile)" in text
+    assert "## Chapter A" in text and "## b" in text
+    assert "{doc}`Chapter <executed/a>`: 1 of 1 claims pass (smoke profile)" in text
     assert "1 of 2 claims pass (full profile)" in text and "**FAIL**" in text
 
 
@@ -63,3 +64,11 @@ def test_one_setting_turns_every_repository_button_on_or_off():
     assert on["launch_buttons"]["binderhub_url"] == "https://mybinder.org"
     off = module.enable_buttons({"repository_url": "", "launch_buttons": {"binderhub_url": "x"}})
     assert not any(off[b] for b in module.BUTTONS) and "binderhub_url" not in off["launch_buttons"]
+
+
+def test_chapter_title_is_the_first_heading(tmp_path):
+    notebook = tmp_path / "x.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "markdown", "source": ["# A title\n", "text"]}]}))
+    assert chapter_title(notebook) == "A title"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": "x = 1"}]}))
+    assert chapter_title(notebook) == "x"
