@@ -39,10 +39,16 @@ from tqdm import tqdm
 from ncbook._checks import check_choice, check_float, check_int
 from ncbook._io import write_csv, write_json
 from ncbook.geometry import orthogonal_frame, simplex_etf
-from ncbook.metrics import nc1
 from ncbook.profiles import progress_disabled, results_dir
 from ncbook.theory import CEMinimizer, MSEMinimizer, ce_minimizer, mse_minimizer
-from ncbook.ufm import DeepLinearUFM, SolverConfig, make_deep_linear_ufm, minimize
+from ncbook.ufm import (
+    DeepLinearUFM,
+    SolverConfig,
+    classifier_tails,
+    make_deep_linear_ufm,
+    minimize,
+    nc1_or_nan,
+)
 
 __all__ = [
     "BALANCED",
@@ -196,22 +202,6 @@ def _distance(a: torch.Tensor, b: Any) -> float:
     return float(torch.linalg.matrix_norm(a / norm_a - b / norm_b))
 
 
-def _nc1(features: torch.Tensor, labels: torch.Tensor, k: int) -> float:
-    """NC1, or NaN where the class means span less than rank K-1 (e.g. the CE orthoplex)."""
-    try:
-        return nc1(features.T, labels, num_classes=k)
-    except ValueError:
-        return math.nan
-
-
-def _tails(weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """[W_M...W_1, W_M...W_2, ..., W_M]: the classifier acting on each layer's features."""
-    tails = [weights[-1]]
-    for weight in reversed(weights[:-1]):
-        tails.append(tails[-1] @ weight)
-    return tails[::-1]
-
-
 def measure(model: DeepLinearUFM, reference: MSEMinimizer | None = None) -> dict[tuple[str, int, int], float]:
     """NC metrics of ``model``, keyed ``(metric, layer, k)``; all distances are
     ``gram_distance`` (||nrm(A) - nrm(B)||_F, scale-free, paper A's code).
@@ -239,12 +229,12 @@ def measure(model: DeepLinearUFM, reference: MSEMinimizer | None = None) -> dict
         counts = onehot.sum(0)
         share = (counts / counts.sum()).double().cpu()
         of, etf = orthogonal_frame(k), simplex_etf(k)
-        for m, (h, v) in enumerate(zip(model.layer_features(), _tails(model.weights)), start=1):
+        for m, (h, v) in enumerate(zip(model.layer_features(), classifier_tails(model.weights)), start=1):
             means = (h @ onehot / counts).double().cpu()  # (d_m, K)
             centred = means - (means @ share)[:, None]
             v = v.double().cpu()  # (K, d_m)
             gram_w, gram_h = v @ v.T, means.T @ means
-            out[("nc1", m, -1)] = _nc1(h, model.labels, k)
+            out[("nc1", m, -1)] = nc1_or_nan(h.T, model.labels, k)
             out[("w_of", m, -1)] = _distance(gram_w, of)
             out[("w_etf", m, -1)] = _distance(gram_w, etf)
             out[("h_of", m, -1)] = _distance(gram_h, of)

@@ -34,9 +34,11 @@ __all__ = [
     "DeepLinearUFM",
     "Snapshot",
     "SolveResult",
+    "classifier_tails",
     "compare",
     "layer_metrics",
     "make_deep_linear_ufm",
+    "nc1_or_nan",
     "snapshot",
     "solve",
 ]
@@ -219,11 +221,11 @@ def layer_metrics(model: DeepLinearUFM, theory: MSEMinimizer | None = None) -> d
         out: dict[str, float] = {}
         layers = model.layer_features()
         classifier = model.end_to_end()
-        for m, (features, weights) in enumerate(zip(layers, _tails(model.weights)), start=1):
+        for m, (features, weights) in enumerate(zip(layers, classifier_tails(model.weights)), start=1):
             means = (features @ onehot / counts).double().cpu()  # (d_m, K)
             centred = means - means @ share.double().cpu()[:, None]
             w = weights.double().cpu()
-            out[f"nc1@{m}"] = _nc1_or_nan(features.T, model.labels, k)
+            out[f"nc1@{m}"] = nc1_or_nan(features.T, model.labels, k)
             out[f"h_of@{m}"] = _distance(means.T @ means, of)
             out[f"h_etf@{m}"] = _distance(centred.T @ centred, etf)
             out[f"w_of@{m}"] = _distance(w @ w.T, of)
@@ -240,7 +242,7 @@ def layer_metrics(model: DeepLinearUFM, theory: MSEMinimizer | None = None) -> d
     return out
 
 
-def _nc1_or_nan(features: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+def nc1_or_nan(features: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     """NC1, or NaN where it is undefined: collapsed classes can leave Sigma_B degenerate."""
     try:
         return metrics.nc1(features, labels, num_classes=k)
@@ -248,7 +250,7 @@ def _nc1_or_nan(features: torch.Tensor, labels: torch.Tensor, k: int) -> float:
         return math.nan
 
 
-def _tails(weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+def classifier_tails(weights: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """[W_M...W_1, W_M...W_2, ..., W_M]: the classifier acting on each layer's features."""
     tails = [weights[-1]]
     for weight in reversed(weights[:-1]):
@@ -439,7 +441,7 @@ def snapshot(model: DeepLinearUFM) -> Snapshot:
     with torch.no_grad():
         onehot = F.one_hot(model.labels, k).to(model.features.dtype)
         means = [(h @ onehot / onehot.sum(0)).double().cpu() for h in model.layer_features()]
-        tails = [t.double().cpu() for t in _tails(model.weights)]
+        tails = [t.double().cpu() for t in classifier_tails(model.weights)]
         values = []
         for w in model.weights:
             sv = torch.linalg.svdvals(w.double().cpu())[:k]
