@@ -3,7 +3,8 @@ row) and returns the seaborn grid, so a notebook can still add titles or save th
 
 * :func:`facet_lines`: curves over iterations on a grid of panels, with predicted values drawn
   as dashed reference lines in the colour of the curve they belong to;
-* :func:`measured_vs_predicted`: measured and predicted values as side-by-side bars.
+* :func:`measured_vs_predicted`: measured and predicted values as side-by-side bars;
+* :func:`layer_gram_heatmaps`: normalised Gram matrices of classifier and class means per layer.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-__all__ = ["facet_lines", "hue_palette", "measured_vs_predicted"]
+from ncbook.geometry import normalized
+
+__all__ = ["facet_lines", "hue_palette", "layer_gram_heatmaps", "measured_vs_predicted"]
 
 
 def _require(data: pd.DataFrame, name: str, columns: Sequence[str | None]) -> None:
@@ -140,3 +144,27 @@ def measured_vs_predicted(
     )
     grid.set_ylabels("")
     return grid
+
+
+def layer_gram_heatmaps(
+    w_grams: Sequence[Any], h_grams: Sequence[Any], *, fmt: str = ".2f", vmax: float = 0.6
+) -> plt.Figure:
+    """A 2 x M grid of annotated heatmaps of the normalised Gram matrices at every layer m: the
+    classifier acting on layer m, W_M ... W_m (top row), and the class means of H_m (bottom row).
+
+    ``w_grams`` and ``h_grams`` hold one K x K matrix per layer (e.g. ``ncbook.ufm.snapshot``'s
+    ``w_grams`` / ``h_grams``); each is shown as nrm(G) = G / ||G||_F on a diverging scale.
+    """
+    if len(w_grams) != len(h_grams) or not w_grams:
+        raise ValueError(
+            f"`w_grams` and `h_grams` need one matrix per layer each, got {len(w_grams)} and {len(h_grams)}"
+        )
+    depth = len(w_grams)
+    fig, axes = plt.subplots(2, depth, figsize=(3.2 * depth, 5.6), squeeze=False)
+    for row, (grams, name) in enumerate([(w_grams, "W"), (h_grams, "H")]):
+        for m, gram in enumerate(grams):
+            sns.heatmap(normalized(gram).numpy(), ax=axes[row, m], annot=True, fmt=fmt, cmap="vlag",
+                        center=0, vmin=-vmax, vmax=vmax, cbar=False)
+            axes[row, m].set_title(f"{name}, layer {m + 1}")
+    fig.tight_layout()
+    return fig

@@ -110,13 +110,7 @@ pd.DataFrame([{"M": m, "best loss": r.loss, "closed form": predictions[m].loss,
 # %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier W_M...W_m (top) and class means of H_m (bottom; their global mean is zero at the optimum). The simplex ETF has diagonal (K-1)/(K sqrt(K-1)) and off-diagonal -1/(K sqrt(K-1)).", "name": "fig-12-gram"}}
 deep = max(depths)
 shot = nc.ufm.snapshot(runs[deep].model)
-fig, axes = plt.subplots(2, deep, figsize=(3.2 * deep, 5.6), squeeze=False)
-for m in range(deep):
-    for row, (grams, name) in enumerate([(shot.w_grams, "W"), (shot.h_grams, "H")]):
-        sns.heatmap(nc.geometry.normalized(grams[m]).numpy(), ax=axes[row, m], annot=True, fmt=".3f",
-                    cmap="vlag", center=0, vmin=-0.6, vmax=0.6, cbar=False)
-        axes[row, m].set_title(f"{name}, layer {m + 1}")
-fig.tight_layout()
+nc.plots.layer_gram_heatmaps(shot.w_grams, shot.h_grams, fmt=".3f")
 plt.show()
 
 # %% [markdown]

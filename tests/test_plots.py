@@ -100,3 +100,17 @@ def test_measured_vs_predicted_bar_heights():
 def test_measured_vs_predicted_rejects_missing_columns():
     with pytest.raises(ValueError, match=r"`data` lacks the column\(s\) \['predicted'\]"):
         plots.measured_vs_predicted(pd.DataFrame({"k": [0], "value": [1.0]}), x="k")
+
+
+def test_layer_gram_heatmaps_shows_each_normalised_gram():
+    import torch
+
+    w = [torch.eye(3) * 4.0, torch.eye(3)]
+    h = [torch.eye(3), torch.ones(3, 3) + torch.eye(3)]
+    fig = plots.layer_gram_heatmaps(w, h)
+    axes = np.array(fig.axes).reshape(2, 2)
+    assert [ax.get_title() for ax in axes.ravel()] == ["W, layer 1", "W, layer 2", "H, layer 1", "H, layer 2"]
+    # the annotation of the top-left diagonal entry is nrm(4 I)[0, 0] = 1/sqrt(3)
+    assert axes[0, 0].texts[0].get_text() == f"{1 / np.sqrt(3):.2f}"
+    with pytest.raises(ValueError, match="one matrix per layer each, got 2 and 1"):
+        plots.layer_gram_heatmaps(w, h[:1])
