@@ -114,7 +114,7 @@ predicted.query("metric in ['loss', 'w_norm_sq'] and k <= 0").pivot_table(
 # and $\tfrac{K-1}{K}$ of that with one (the bias absorbs the all-ones direction). The figure shows
 # the relative gap $(f - f^*)/f^*$ of every run along the iterations.
 
-# %%
+# %% mystnb={"figure": {"caption": "Relative gap (f - f*)/f* to the closed-form minimum along the iterations, one panel per depth M, one curve per setting (MSE without bias, MSE with bias, cross-entropy). Look for straight lines on the log scale: exponential convergence, not a stall.", "name": "fig-21-loss-gap"}}
 gaps = nc.synthetic.attach(table.query("metric == 'loss'"), predicted,
                            nc.synthetic.closest_candidate(table, predicted).set_index("run")["candidate"])
 gaps = gaps.assign(value=(gaps["value"] - gaps["predicted"]).abs() / gaps["predicted"],
@@ -141,7 +141,7 @@ plt.show()
 # it settles at $\sqrt{2 - 2\sqrt{(K-1)/K}} \approx 0.518$ (dashed), because without a bias the
 # frame is orthogonal, not an ETF.
 
-# %%
+# %% mystnb={"figure": {"caption": "MSE without bias: NC1 and the distances of the classifier and class-mean Gram matrices to the orthogonal frame, per layer (colour), per depth (column). Dashed: the predicted final value (zero for the OF metrics, the OF-to-ETF distance for the ETF metric).", "name": "fig-21-of"}}
 labels = {"nc1": "NC1", "w_of": "NC2 W vs OF", "h_of": "NC2 H vs OF", "nc3": "NC3 W vs H",
           "w_etf": "NC2 W vs ETF", "h_etf": "NC2 H vs ETF"}
 free = table.query("criterion == 'mse' and not bias and metric in ['nc1', 'w_of', 'h_of', 'nc3', 'w_etf']")
@@ -163,7 +163,7 @@ plt.show()
 # \mathbf 1 \mathbf 1^\top$, the same for the centred class means. The figure has the same layout,
 # with the ETF metrics in the NC2 rows and the OF distance (again predicted at 0.518) in the last.
 
-# %%
+# %% mystnb={"figure": {"caption": "MSE with an unpenalised bias: the same metrics against the simplex ETF. Dashed: predicted final values.", "name": "fig-21-etf"}}
 with_bias = table.query("criterion == 'mse' and bias and metric in ['nc1', 'w_etf', 'h_etf', 'nc3', 'w_of']")
 grid = nc.plots.facet_lines(with_bias, row="metric", col="depth", hue="layer",
                             row_order=["nc1", "w_etf", "h_etf", "nc3", "w_of"], floor=1e-32,
@@ -208,7 +208,7 @@ ce_outcome[["depth", "seed", "loss", "etf", "orthoplex", "candidate", "gap"]]
 # The singular values of $W = W_M\cdots W_1$, divided by the largest, tell the two geometries
 # apart: the ETF has $K-1$ equal singular values and one zero; the orthoplex has $K/2$ equal ones.
 
-# %%
+# %% mystnb={"figure": {"caption": "Cross-entropy: singular values of W = W_M...W_1 divided by the largest, per seed (row) and depth (column). K-1 equal values and one zero mark the ETF; K/2 equal values the orthoplex.", "name": "fig-21-ce-spectrum"}}
 spectrum = table.query("criterion == 'ce' and metric == 'sv'").copy()
 spectrum["value"] /= spectrum.groupby(["run", "step"])["value"].transform("max")
 spectrum["k"] = spectrum["k"] + 1

@@ -123,7 +123,7 @@ predicted.query("run in @main and candidate == 'global' and metric in ['w_norm_s
 # normalised Frobenius distance of the authors' code). Rows are metrics, columns depths, colours
 # layers.
 
-# %%
+# %% mystnb={"figure": {"caption": "Imbalanced classes: NC1 and the distances to the predicted general orthogonal frame (W W^T, class means, self-duality), per layer (colour) and depth (column). All fall to round-off level.", "name": "fig-22-gof"}}
 labels = {"nc1": "NC1", "w_pred": "NC2 W vs GOF", "h_pred": "NC2 H vs GOF", "nc3_pred": "NC3 W vs DH",
           "w_of": "W vs OF", "h_of": "H vs OF"}
 grid = nc.plots.facet_lines(table.query("run in @main and metric in ['nc1', 'w_pred', 'h_pred', 'nc3_pred']"),
@@ -142,7 +142,7 @@ plt.show()
 # to the distance between the predicted GOF and the OF (dashed, one line per layer, in the layer's
 # colour). Deeper layers see a more unequal frame.
 
-# %%
+# %% mystnb={"figure": {"caption": "The same runs measured against the orthogonal frame: the distances settle at the predicted GOF-to-OF distance (dashed, one per layer), not at zero.", "name": "fig-22-of"}}
 grid = nc.plots.facet_lines(table.query("run in @main and metric in ['w_of', 'h_of']"), row="metric",
                             col="depth", hue="layer", labels=labels, log_y=False, row_order=["w_of", "h_of"],
                             reference=predicted.query("run in @main and candidate == 'global'"))
@@ -163,7 +163,7 @@ of_end.pivot_table(index="depth", columns="metric", values=["value", "predicted"
 # The lengths of the frame, class by class: $\|w_k\|^2$ (rows of $W = W_M\cdots W_1$) and
 # $\|\bar h_k\|^2$ (class means of $H_1$) at the last iteration, next to the closed form.
 
-# %%
+# %% mystnb={"figure": {"caption": "Per-class squared norms at the last iteration, measured (bars) next to the closed form: classifier rows ||w_k||^2 (top) and class means ||hbar_k||^2 (bottom), per depth.", "name": "fig-22-norms"}}
 norms = end.query("run in @main and metric in ['w_norm_sq', 'h_norm_sq']")
 grid = nc.plots.measured_vs_predicted(
     norms.replace({"metric": {"w_norm_sq": "$\\|w_k\\|^2$", "h_norm_sq": "$\\|\\bar h_k\\|^2$"}}), x="k", row="metric", col="depth")
@@ -193,7 +193,7 @@ predicted.query("run in @minority and seed == @seed and metric in ['w_norm_sq', 
 # The figure follows $\|w_k\|^2$ of each class along the iterations, with the global minimizer's
 # non-zero values dashed; a vanishing class drops off the bottom of the plot.
 
-# %%
+# %% mystnb={"figure": {"caption": "Minority collapse: ||w_k||^2 of each class along the iterations, per depth (column) and seed (row); dashed the global minimum's value. The classes beyond the collapse threshold fall to zero.", "name": "fig-22-minority"}}
 grid = nc.plots.facet_lines(table.query("run in @minority and metric == 'w_norm_sq'"), col="depth", row="seed",
                             hue="k", palette="tab10", floor=1e-12, height=2.6,
                             reference=predicted.query("run in @minority and candidate == 'global' and metric == 'w_norm_sq'"))
