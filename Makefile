@@ -39,9 +39,11 @@ book: notebooks
 test: setup
 	$(BIN)/python -m pytest
 
-# Paper-scale runs: `make full DEVICE=cuda`; compact results land in results/full/.
+# Paper-scale runs: `make full DEVICE=cuda`; compact results land in results/full/. One notebook at
+# a time, so each may use every core.
 full:
-	$(MAKE) --no-print-directory notebooks PROFILE=full DEVICE=$(or $(DEVICE),cuda) JOBS=1
+	$(MAKE) --no-print-directory notebooks PROFILE=full DEVICE=$(or $(DEVICE),cuda) JOBS=1 \
+		OMP_NUM_THREADS=$$(nproc)
 
 lint: setup
 	$(BIN)/ruff check ncbook tests bench notebooks
