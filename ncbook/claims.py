@@ -14,6 +14,7 @@ The notebook saves the ledger to ``results/<profile>/<notebook>/claims.json`` an
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -166,6 +167,4 @@ def short(value: Any) -> str:
 
 def load(path: str | Path) -> list[dict[str, Any]]:
     """Read a ``claims.json`` written by :meth:`Ledger.save`."""
-    import json
-
     return json.loads(Path(path).read_text(encoding="utf-8"))
