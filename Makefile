@@ -33,7 +33,7 @@ _executed/$(PROFILE)/%.ipynb: notebooks/%.py $(LIBRARY)
 
 # Render the executed notebooks and the chapters into book/_build/html (warnings are errors).
 book: notebooks
-	$(BIN)/python -m ncbook.book prepare --profile $(PROFILE)
+	$(BIN)/python -m ncbook.pipeline.book prepare --profile $(PROFILE)
 	$(BIN)/jupyter-book build book -W -n --keep-going --quiet
 
 test: setup

@@ -43,7 +43,7 @@ def _bundle(shape: tuple[int, ...], n: int, k: int = 10) -> nc.data.DataBundle:
 
 
 def measure(name: str, overrides: dict, n: int, device: torch.device) -> dict[str, object]:
-    net = nc.nets.NetConfig(num_classes=10, head_depth=3, **overrides)
+    net = nc.models.nets.NetConfig(num_classes=10, head_depth=3, **overrides)
     data = _bundle(net.input_shape, n)
     config = nc.train.TrainConfig(epochs=1, batch_size=128, optimizer="adam", lr=1e-4, sep_decay=True)
     started = time.perf_counter()

@@ -35,7 +35,7 @@ INNER = 10  # L-BFGS evaluations between checks
 REPEATS = 3  # L-BFGS timings per setting (median)
 
 
-def sgd_time(model: nc.ufm.DeepLinearUFM, target: float, tol: float, max_steps: int) -> tuple[float, int]:
+def sgd_time(model: nc.models.DeepLinearUFM, target: float, tol: float, max_steps: int) -> tuple[float, int]:
     optimiser = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     began = time.perf_counter()
     for step in range(max_steps):
@@ -48,7 +48,9 @@ def sgd_time(model: nc.ufm.DeepLinearUFM, target: float, tol: float, max_steps: 
     return float("nan"), max_steps
 
 
-def lbfgs_time(model: nc.ufm.DeepLinearUFM, target: float, tol: float, max_evals: int) -> tuple[float, int]:
+def lbfgs_time(
+    model: nc.models.DeepLinearUFM, target: float, tol: float, max_evals: int
+) -> tuple[float, int]:
     params = model.parameters()
     optimiser = torch.optim.LBFGS(
         params, lr=1.0, max_iter=INNER, history_size=50, line_search_fn="strong_wolfe",
@@ -81,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     counts, width, lam = [100] * 4, 64, 5e-4
-    warm = nc.ufm.make_deep_linear_ufm([5, 5], 1, 4, lam, lam)
+    warm = nc.models.make_deep_linear_ufm([5, 5], 1, 4, lam, lam)
     lbfgs_time(warm, 0.0, 0.0, 50)  # pay torch's one-off optimiser import and first-call costs here
 
     print(f"K=4, n=100, width {width}, lambda {lam}, float64, 1 thread, target rel. gap {args.tol:g}\n")
@@ -90,7 +92,8 @@ def main() -> None:
     for depth, bias in SETTINGS:
         target = nc.theory.mse_minimizer(counts, depth, lam, lam, bias=bias).loss
         setting = dict(depth=depth, width=width, lambda_W=lam, lambda_H=lam, bias=bias, init_std=0.1)
-        fresh = [nc.ufm.make_deep_linear_ufm(counts, **setting, seed=args.seed) for _ in range(REPEATS + 1)]
+        fresh = [nc.models.make_deep_linear_ufm(counts, **setting, seed=args.seed)
+                 for _ in range(REPEATS + 1)]
         times = {"sgd": sgd_time(fresh[0], target, args.tol, args.max_steps)}
         runs = sorted(lbfgs_time(model, target, args.tol, 20_000) for model in fresh[1:])
         times["lbfgs"] = runs[REPEATS // 2]

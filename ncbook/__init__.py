@@ -1,7 +1,7 @@
 """ncbook: neural collapse in deep linear and ReLU unconstrained-feature models.
 
 Submodules load on first use, so ``import ncbook as nc`` stays cheap and ``nc.metrics``,
-``nc.theory``, ``nc.ufm``, ... are available without further imports.
+``nc.theory``, ``nc.models``, ... are available without further imports.
 """
 
 from __future__ import annotations
@@ -11,26 +11,24 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = (
-    "claims",
-    "data",
-    "geometry",
-    "metrics",
-    "nets",
-    "plots",
-    "profiles",
-    "provenance",
-    "sweep",
-    "synthetic",
-    "theory",
-    "train",
-    "ufm",
-)
+_SUBMODULES = {
+    "claims": "ncbook.claims",
+    "data": "ncbook.data",
+    "experiments": "ncbook.experiments",
+    "geometry": "ncbook.geometry",
+    "metrics": "ncbook.metrics",
+    "models": "ncbook.models",
+    "optimize": "ncbook.optimize",
+    "plots": "ncbook.plots",
+    "profiles": "ncbook.pipeline.profiles",
+    "theory": "ncbook.theory",
+    "train": "ncbook.train",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        module = importlib.import_module(f"ncbook.{name}")
+        module = importlib.import_module(_SUBMODULES[name])
         globals()[name] = module
         return module
     raise AttributeError(f"module 'ncbook' has no attribute {name!r}")

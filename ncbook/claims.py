@@ -25,7 +25,7 @@ import pandas as pd
 
 from ncbook._checks import check_choice, check_float
 from ncbook._io import write_json
-from ncbook.profiles import results_dir
+from ncbook._runtime import results_dir
 
 KINDS = ("rel", "abs", "upper", "lower")
 _TINY = 1e-300

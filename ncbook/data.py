@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ncbook._checks import check_choice, check_float, check_int
-from ncbook.profiles import repo_root
+from ncbook._runtime import repo_root
 
 __all__ = [
     "AUTHORS_COUNTS",

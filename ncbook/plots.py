@@ -152,7 +152,7 @@ def layer_gram_heatmaps(
     """A 2 x M grid of annotated heatmaps of the normalised Gram matrices at every layer m: the
     classifier acting on layer m, W_M ... W_m (top row), and the class means of H_m (bottom row).
 
-    ``w_grams`` and ``h_grams`` hold one K x K matrix per layer (e.g. ``ncbook.ufm.snapshot``'s
+    ``w_grams`` and ``h_grams`` hold one K x K matrix per layer (e.g. ``ncbook.models.snapshot``'s
     ``w_grams`` / ``h_grams``); each is shown as nrm(G) = G / ||G||_F on a diverging scale.
     """
     if len(w_grams) != len(h_grams) or not w_grams:

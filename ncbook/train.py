@@ -41,11 +41,11 @@ from tqdm import tqdm
 
 from ncbook._checks import check_choice, check_float, check_int
 from ncbook._io import write_csv
+from ncbook._runtime import PROFILES, progress_disabled, repo_root, results_dir
 from ncbook.data import DataBundle, Split
 from ncbook.geometry import GOFTargets
 from ncbook.metrics import NCAccumulator
-from ncbook.nets import HeadedNet, NetConfig, build
-from ncbook.profiles import PROFILES, progress_disabled, repo_root, results_dir
+from ncbook.models.nets import HeadedNet, NetConfig, build
 
 __all__ = [
     "AUTHORS_RECIPES",

@@ -69,13 +69,13 @@ print(f"closed-form minimum {prediction.loss:.6g}; predicted ||w_k||^2 = {predic
 # ## Training
 #
 # Full-batch SGD with momentum from a random start, the recipe of the paper's synthetic
-# experiments. Every 25 steps `ncbook.ufm.solve` records, for every layer $m$, NC1 of the features
+# experiments. Every 25 steps `ncbook.models.solve` records, for every layer $m$, NC1 of the features
 # $H_m$ and the distance of the normalised Gram matrix of the classifier acting on that layer,
 # $W_M\cdots W_m$, to the orthogonal frame.
 
 # %%
-config = nc.ufm.SolverConfig("sgd", steps=steps, lr=learning_rate, momentum=0.9, log_every=25)
-run = nc.ufm.solve(counts, depth, width, weight_decay, weight_decay, config=config, starts=1,
+config = nc.optimize.SolverConfig("sgd", steps=steps, lr=learning_rate, momentum=0.9, log_every=25)
+run = nc.models.solve(counts, depth, width, weight_decay, weight_decay, config=config, starts=1,
                    seed=seed, device=torch_device)
 history = run.history
 nc.profiles.save_result(profile, "00_overview", "history.csv", history)

@@ -105,13 +105,13 @@ pd.DataFrame([{"M": m, "beta": p.beta[0], "beta*_M": nc.theory.beta_star(m), "x"
 #
 # For each depth we run float64 L-BFGS from `starts` random initialisations (Gaussian entries of
 # scale 0.5 and 1; every second start first solves the problem at $\lambda/10$, a continuation that
-# avoids the zero local minima of deep models) and keep the best. `nc.ufm.solve` records the loss
+# avoids the zero local minima of deep models) and keep the best. `nc.models.solve` records the loss
 # and, per layer, NC1 and the distances of the normalised Gram matrices to the OF every two outer
 # L-BFGS iterations of at most five objective evaluations each.
 
 # %%
-config = nc.ufm.SolverConfig("lbfgs", steps=300, lr=1.0, inner=5, log_every=2)
-runs = {m: nc.ufm.solve(counts, m, width, lambda_W, lambda_H, config=config, starts=starts,
+config = nc.optimize.SolverConfig("lbfgs", steps=300, lr=1.0, inner=5, log_every=2)
+runs = {m: nc.models.solve(counts, m, width, lambda_W, lambda_H, config=config, starts=starts,
                         init_std=(0.5, 1.0), seed=seed, theory=predictions[m]) for m in depths}
 pd.DataFrame([{"M": m, "best loss": r.loss, "closed form": predictions[m].loss,
                "losses of all starts": np.round(r.final_losses, 8)} for m, r in runs.items()])
@@ -139,7 +139,7 @@ plt.show()
 # event. {numref}`fig-11-gram` shows the matrices themselves for the deepest model.
 
 # %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier W_M...W_m (top) and class means of H_m (bottom), measured by L-BFGS. The theory predicts I/sqrt(K), i.e. diagonal entries 1/sqrt(K) and zeros elsewhere.", "name": "fig-11-gram"}}
-shot = nc.ufm.snapshot(runs[deep].model)
+shot = nc.models.snapshot(runs[deep].model)
 nc.plots.layer_gram_heatmaps(shot.w_grams, shot.h_grams)
 plt.show()
 
@@ -149,15 +149,15 @@ plt.show()
 #
 # ## Comparison with the closed form
 #
-# `nc.ufm.compare` reads the same matrices off the closed-form point and reports relative
+# `nc.models.compare` reads the same matrices off the closed-form point and reports relative
 # Frobenius errors: classifier Grams $W_M\cdots W_m(\cdot)^\top$ and class-mean Grams
 # $\bar H_m^\top\bar H_m$ per layer, the logits $W\bar H$ and the singular values of each $W_m$.
 
 # %%
 tables = []
 for m in depths:
-    exact = nc.ufm.snapshot(nc.ufm.DeepLinearUFM.from_point(predictions[m].point()))
-    tables.append(nc.ufm.compare(nc.ufm.snapshot(runs[m].model), exact).assign(M=m))
+    exact = nc.models.snapshot(nc.models.DeepLinearUFM.from_point(predictions[m].point()))
+    tables.append(nc.models.compare(nc.models.snapshot(runs[m].model), exact).assign(M=m))
 errors = pd.concat(tables, ignore_index=True)
 errors.pivot_table(index=["quantity", "layer"], columns="M", values="matrix_error")
 
@@ -204,10 +204,10 @@ for m in (1, 2):
     for ratio in sweep_ratios:
         lam = nc.theory.lambda_for_beta(ratio * nc.theory.beta_star(m), n_per_class, N, m)
         theory = nc.theory.mse_minimizer(counts, m, lam, lam, widths=width)
-        run = nc.ufm.solve(counts, m, width, lam, lam, starts=starts, init_std=(0.5, 1.0, 2.0),
+        run = nc.models.solve(counts, m, width, lam, lam, starts=starts, init_std=(0.5, 1.0, 2.0),
                            seed=seed, track=False)
         sweep.append({"M": m, "ratio": ratio, "lambda": lam, "f_star": theory.loss, "f": run.loss,
-                      "w_sq": float(np.diag(nc.ufm.snapshot(run.model).w_grams[0]).mean()),
+                      "w_sq": float(np.diag(nc.models.snapshot(run.model).w_grams[0]).mean()),
                       "w_sq_star": theory.w_norm_sq[0]})
 sweep = pd.DataFrame(sweep)
 curve = pd.DataFrame([{"M": m, "ratio": r, "w_sq_star": nc.theory.mse_minimizer(

@@ -98,7 +98,7 @@ pd.DataFrame([{"M": m, "beta": p.beta[0], "x": p.x[0], "f* (bias)": p.loss,
 # Float64 L-BFGS from `starts` random initialisations per depth, bias included, best kept.
 
 # %%
-runs = {m: nc.ufm.solve(counts, m, width, lambda_W, lambda_H, bias=True, starts=starts,
+runs = {m: nc.models.solve(counts, m, width, lambda_W, lambda_H, bias=True, starts=starts,
                         init_std=0.5, seed=seed, theory=predictions[m]) for m in depths}
 pd.DataFrame([{"M": m, "best loss": r.loss, "closed form": predictions[m].loss,
                "bias": np.round(r.model.bias.numpy(), 10)} for m, r in runs.items()])
@@ -109,7 +109,7 @@ pd.DataFrame([{"M": m, "best loss": r.loss, "closed form": predictions[m].loss,
 
 # %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier W_M...W_m (top) and class means of H_m (bottom; their global mean is zero at the optimum). The simplex ETF has diagonal (K-1)/(K sqrt(K-1)) and off-diagonal -1/(K sqrt(K-1)).", "name": "fig-12-gram"}}
 deep = max(depths)
-shot = nc.ufm.snapshot(runs[deep].model)
+shot = nc.models.snapshot(runs[deep].model)
 nc.plots.layer_gram_heatmaps(shot.w_grams, shot.h_grams, fmt=".3f")
 plt.show()
 
@@ -121,7 +121,7 @@ plt.show()
 # %% mystnb={"figure": {"caption": "Eigenvalues of W W^T for each depth: L-BFGS (blue) against the closed form (black). K-1 equal eigenvalues and one zero: the simplex ETF.", "name": "fig-12-spectra"}}
 spectra = pd.DataFrame([{"M": m, "source": source, "eigenvalue": value}
                         for m in depths
-                        for source, gram in [("L-BFGS", nc.ufm.snapshot(runs[m].model).w_grams[0]),
+                        for source, gram in [("L-BFGS", nc.models.snapshot(runs[m].model).w_grams[0]),
                                              ("closed form", predictions[m].w_gram)]
                         for value in np.linalg.eigvalsh(gram)])
 fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -135,12 +135,12 @@ plt.show()
 #
 # ## Comparison with the closed form
 #
-# Relative Frobenius errors of every predicted matrix, per depth and layer (`nc.ufm.compare`),
+# Relative Frobenius errors of every predicted matrix, per depth and layer (`nc.models.compare`),
 # including the bias.
 
 # %%
-errors = pd.concat([nc.ufm.compare(nc.ufm.snapshot(runs[m].model),
-                                   nc.ufm.snapshot(nc.ufm.DeepLinearUFM.from_point(predictions[m].point())))
+errors = pd.concat([nc.models.compare(nc.models.snapshot(runs[m].model),
+                                   nc.models.snapshot(nc.models.DeepLinearUFM.from_point(predictions[m].point())))
                     .assign(M=m) for m in depths], ignore_index=True)
 errors.pivot_table(index=["quantity", "layer"], columns="M", values="matrix_error")
 
@@ -182,14 +182,14 @@ for m in depths:
 
 # %%
 m = depths[len(depths) // 2]
-narrow = nc.ufm.solve(counts, m, K - 1, lambda_W, lambda_H, bias=True, starts=max(starts, 2),
+narrow = nc.models.solve(counts, m, K - 1, lambda_W, lambda_H, bias=True, starts=max(starts, 2),
                       init_std=0.5, seed=seed, track=False)
 narrow_prediction = nc.theory.mse_minimizer(counts, m, lambda_W, lambda_H, bias=True, widths=K - 1)
 ledger.check(f"M={m}, widths K-1: L-BFGS loss equals the same f*", predicted=predictions[m].loss,
              measured=narrow.loss, tolerance=1e-9)
 ledger.check(f"M={m}, widths K-1: W W^T is the same ETF Gram", predicted=0.0,
-             measured=nc.ufm.compare(nc.ufm.snapshot(narrow.model),
-                                     nc.ufm.snapshot(nc.ufm.DeepLinearUFM.from_point(narrow_prediction.point())))
+             measured=nc.models.compare(nc.models.snapshot(narrow.model),
+                                     nc.models.snapshot(nc.models.DeepLinearUFM.from_point(narrow_prediction.point())))
              .query("quantity == 'W W^T'")["matrix_error"].max(), tolerance=tolerance, kind="upper")
 print(f"loss with widths K-1: {narrow.loss:.12g}; closed form {predictions[m].loss:.12g}")
 

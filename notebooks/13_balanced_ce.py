@@ -148,13 +148,13 @@ rule
 # %%
 cases = {"K=4, M=1": (4, n_per_class, 1, lambda_m1), "K=4, M=3": (4, n_per_class, 3, lambda_m3),
          "K=6, M=2": (6, n_per_class_k6, 2, lambda_k6)}
-runs = {name: nc.ufm.solve([n] * k, m, k + 1, lam, lam, loss="ce", starts=starts, init_std=0.5,
+runs = {name: nc.models.solve([n] * k, m, k + 1, lam, lam, loss="ce", starts=starts, init_std=0.5,
                            seed=seed, track=False) for name, (k, n, m, lam) in cases.items()}
 theory = {name: {g: nc.theory.ce_minimizer(n, k, m, lam, lam, geometry=g, widths=k + 1)
                  for g in nc.theory.CE_GEOMETRIES} for name, (k, n, m, lam) in cases.items()}
 summary = pd.DataFrame([{"case": name, "L-BFGS best": run.loss, "min F_ETF": theory[name]["etf"].loss,
                          "min F_orth": theory[name]["orthoplex"].loss,
-                         "logit singular values": np.round(np.linalg.svd(nc.ufm.snapshot(run.model).logits,
+                         "logit singular values": np.round(np.linalg.svd(nc.models.snapshot(run.model).logits,
                                                                          compute_uv=False), 4)}
                         for name, run in runs.items()])
 summary
@@ -167,7 +167,7 @@ summary
 # %% mystnb={"figure": {"caption": "Class-mean logits W Hbar found by L-BFGS (column k: the mean logits of class k). Left: M = 1, a simplex ETF (a constant on the diagonal, another off it). Middle and right: the deep cases, an orthoplex: +a on the true class, -a on one antipodal class, 0 elsewhere.", "name": "fig-13-logits"}}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
 for ax, (name, run) in zip(axes, runs.items()):
-    sns.heatmap(nc.ufm.snapshot(run.model).logits, ax=ax, annot=True, fmt=".1f", cmap="vlag", center=0,
+    sns.heatmap(nc.models.snapshot(run.model).logits, ax=ax, annot=True, fmt=".1f", cmap="vlag", center=0,
                 cbar=False)
     ax.set_title(f"{name}: loss {run.loss:.5f}")
 fig.tight_layout()
@@ -188,9 +188,9 @@ plt.show()
 local = {}
 for name in ("K=4, M=3", "K=6, M=2"):
     etf_point = theory[name]["etf"].point()
-    local[name] = (nc.ufm.DeepLinearUFM.from_point(etf_point, "ce").gradient_norm(),
-                   nc.ufm.DeepLinearUFM.from_point(etf_point, "ce", noise=1e-3, seed=seed))
-    nc.ufm.minimize(local[name][1].objective, local[name][1].parameters(), nc.ufm.LBFGS)
+    local[name] = (nc.models.DeepLinearUFM.from_point(etf_point, "ce").gradient_norm(),
+                   nc.models.DeepLinearUFM.from_point(etf_point, "ce", noise=1e-3, seed=seed))
+    nc.optimize.minimize(local[name][1].objective, local[name][1].parameters(), nc.models.LBFGS)
 pd.DataFrame([{"case": name, "|grad| at ETF": g, "loss after perturbation + L-BFGS": float(m.objective().detach()),
                "min F_ETF": theory[name]["etf"].loss} for name, (g, m) in local.items()])
 
@@ -199,10 +199,10 @@ etf1 = theory["K=4, M=1"]["etf"]
 ledger.check("K=4, M=1: L-BFGS global value equals min F_ETF (ETF global)", predicted=etf1.loss,
              measured=runs["K=4, M=1"].loss, tolerance=1e-8)
 ledger.check("K=4, M=1: class-mean logits equal a*(I - 11^T/K)", predicted=etf1.logits,
-             measured=nc.ufm.snapshot(runs["K=4, M=1"].model).logits, tolerance=1e-5, kind="abs")
+             measured=nc.models.snapshot(runs["K=4, M=1"].model).logits, tolerance=1e-5, kind="abs")
 for name in ("K=4, M=3", "K=6, M=2"):
     etf, orth, run = theory[name]["etf"], theory[name]["orthoplex"], runs[name]
-    logits_sv = np.linalg.svd(nc.ufm.snapshot(run.model).logits, compute_uv=False)
+    logits_sv = np.linalg.svd(nc.models.snapshot(run.model).logits, compute_uv=False)
     ledger.check(f"{name}: L-BFGS best equals min F_orth", predicted=orth.loss, measured=run.loss,
                  tolerance=1e-7, paper="ours")
     ledger.check(f"{name}: the orthoplex is below the ETF (min F_ETF - L-BFGS best > 0)", predicted=0.0,

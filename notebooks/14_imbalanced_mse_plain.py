@@ -107,9 +107,9 @@ if counts == [40, 20, 10, 5] and lambda_W == lambda_H == 0.03:  # the check numb
 # For $M = 1$ the landscape is benign (every local minimum is global), so a few starts suffice.
 
 # %%
-run = nc.ufm.solve(counts, 1, width, lambda_W, lambda_H, starts=starts, init_std=0.5, seed=seed,
+run = nc.models.solve(counts, 1, width, lambda_W, lambda_H, starts=starts, init_std=0.5, seed=seed,
                    theory=prediction)
-shot, exact = nc.ufm.snapshot(run.model), nc.ufm.snapshot(nc.ufm.DeepLinearUFM.from_point(prediction.point()))
+shot, exact = nc.models.snapshot(run.model), nc.models.snapshot(nc.models.DeepLinearUFM.from_point(prediction.point()))
 final = run.final_metrics()
 pd.DataFrame({"n_k": counts, "||w_k||^2 L-BFGS": np.diag(shot.w_grams[0]), "closed form": prediction.w_norm_sq,
               "||hbar_k||^2 L-BFGS": np.diag(shot.h_grams[0]), "closed form ": prediction.h_norm_sq})
@@ -136,12 +136,12 @@ plt.show()
 #
 # ## The statements, one by one
 #
-# We compare the full matrices (`nc.ufm.compare`), the GOF distances of the authors' metric, the
+# We compare the full matrices (`nc.models.compare`), the GOF distances of the authors' metric, the
 # NC3 proportionality with its class-dependent constant, and the OF distance, which does **not**
 # vanish under imbalance.
 
 # %%
-errors = nc.ufm.compare(shot, exact)
+errors = nc.models.compare(shot, exact)
 W, means = run.model.end_to_end(), nc.metrics.class_means(run.model.features.T, run.model.labels)
 ratio = (W.norm(dim=1) / means.norm(dim=1).clamp_min(1e-300)).numpy()
 ledger.check("L-BFGS loss equals f*", predicted=prediction.loss, measured=run.loss, tolerance=1e-9)
@@ -178,7 +178,7 @@ lambdas = np.geomspace(thresholds.min() / 3, thresholds.max() * 1.2, sweep_point
 sweep = pd.DataFrame([{"lambda": lam, "class": str(k), "w_sq": w, "w_sq_star": t}
                       for lam in lambdas
                       for k, (w, t) in enumerate(zip(
-                          np.diag(nc.ufm.snapshot(nc.ufm.solve(counts, 1, width, lam, lam, starts=1, init_std=0.5,
+                          np.diag(nc.models.snapshot(nc.models.solve(counts, 1, width, lam, lam, starts=1, init_std=0.5,
                                                                seed=seed, track=False).model).w_grams[0]),
                           nc.theory.mse_minimizer(counts, 1, lam, lam, widths=width).w_norm_sq))])
 curve = pd.DataFrame([{"lambda": lam, "class": str(k), "w_sq_star": w}

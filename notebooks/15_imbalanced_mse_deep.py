@@ -97,10 +97,10 @@ pd.DataFrame({"n_k": counts, "beta_k": prediction.beta, "x_k": prediction.x, "ta
               "w_k.hbar_k": prediction.wh})
 
 # %%
-run = nc.ufm.solve(counts, M, width, lambda_W, lambda_H, starts=starts, init_std=0.5, seed=seed,
+run = nc.models.solve(counts, M, width, lambda_W, lambda_H, starts=starts, init_std=0.5, seed=seed,
                    theory=prediction)
-shot, exact = nc.ufm.snapshot(run.model), nc.ufm.snapshot(nc.ufm.DeepLinearUFM.from_point(prediction.point()))
-errors = nc.ufm.compare(shot, exact)
+shot, exact = nc.models.snapshot(run.model), nc.models.snapshot(nc.models.DeepLinearUFM.from_point(prediction.point()))
+errors = nc.models.compare(shot, exact)
 errors
 
 # %% [markdown]
@@ -166,11 +166,11 @@ pd.DataFrame({"n_k": counts, "beta_k": rules["global"].beta,
 # (perturb by $10^{-3}$, re-optimise, the loss comes back), and which one random starts reach.
 
 # %%
-local = {rule: (nc.ufm.DeepLinearUFM.from_point(p.point()).gradient_norm(),
-                nc.ufm.DeepLinearUFM.from_point(p.point(), noise=1e-3, seed=seed)) for rule, p in rules.items()}
+local = {rule: (nc.models.DeepLinearUFM.from_point(p.point()).gradient_norm(),
+                nc.models.DeepLinearUFM.from_point(p.point(), noise=1e-3, seed=seed)) for rule, p in rules.items()}
 for _, model in local.values():
-    nc.ufm.minimize(model.objective, model.parameters(), nc.ufm.LBFGS)
-plain = nc.ufm.solve(counts, window_depth, width, lam, lam, starts=window_starts, init_std=(0.5, 1.0, 2.0),
+    nc.optimize.minimize(model.objective, model.parameters(), nc.models.LBFGS)
+plain = nc.models.solve(counts, window_depth, width, lam, lam, starts=window_starts, init_std=(0.5, 1.0, 2.0),
                      seed=seed, continuation=(), track=False)
 outcome = pd.Series([next((name for name, value in [("global minimum", rules["global"].loss),
                                                     ("code-rule point", rules["code"].loss), ("zero", 0.5)]
@@ -212,7 +212,7 @@ grids = {m: np.geomspace(t["lambda_global"].min() / 3, t["lambda_code"].iloc[1:]
          for m, t in thresholds.items()}
 curves = pd.concat([nc.theory.lambda_sweep(counts, m, grid, widths=width).assign(M=m) for m, grid in grids.items()])
 dots = pd.DataFrame([{"M": m, "lambda": lam_, "f_star": nc.theory.mse_minimizer(counts, m, lam_, lam_).loss,
-                      "f": nc.ufm.solve(counts, m, width, lam_, lam_, starts=starts, init_std=0.5, seed=seed,
+                      "f": nc.models.solve(counts, m, width, lam_, lam_, starts=starts, init_std=0.5, seed=seed,
                                         track=False).loss}
                      for m, grid in grids.items() for lam_ in np.geomspace(grid[0], grid[-1], sweep_points)])
 thresholds[sweep_depths[0]]

@@ -86,22 +86,22 @@ shared = dict(n_per_class=[n_per_class] * nc.profiles.check_int("num_classes", n
               width=cuda_width if torch_device.type == "cuda" else width,
               init_std=cuda_init_std if torch_device.type == "cuda" else init_std, lambda_W=weight_decay,
               lambda_H=weight_decay, steps=steps, lr=learning_rate, log_every=log_every, dtype=dtype)
-mse_runs = nc.synthetic.grid(depths=depths, biases=[False, True], seeds=[seed], **shared)
-ce_runs = nc.synthetic.grid(depths=depths, losses=["ce"], seeds=range(seed, seed + ce_starts), **shared)
+mse_runs = nc.experiments.synthetic.grid(depths=depths, biases=[False, True], seeds=[seed], **shared)
+ce_runs = nc.experiments.synthetic.grid(depths=depths, losses=["ce"], seeds=range(seed, seed + ce_starts), **shared)
 ledger = nc.claims.Ledger("21_synthetic_balanced", profile, paper="A")
 
 # %% [markdown]
 # ## Runs
 #
-# `nc.synthetic.run_all` trains (or loads) every configuration; `nc.synthetic.predictions`
+# `nc.experiments.synthetic.run_all` trains (or loads) every configuration; `nc.experiments.synthetic.predictions`
 # evaluates the same metrics at the closed-form candidates of `nc.theory`: the global minimizer
 # for MSE, and the simplex ETF and the orthoplex for CE. The first table lists the predictions:
 # the optimal loss $f^*$ and the squared norm $\|w_k\|^2$ of each classifier row.
 
 # %%
-table = nc.synthetic.run_all(mse_runs + ce_runs, profile, "21_synthetic_balanced", torch_device)
-predicted = nc.synthetic.predictions(mse_runs + ce_runs)
-end = nc.synthetic.attach(nc.synthetic.final(table), predicted)
+table = nc.experiments.synthetic.run_all(mse_runs + ce_runs, profile, "21_synthetic_balanced", torch_device)
+predicted = nc.experiments.synthetic.predictions(mse_runs + ce_runs)
+end = nc.experiments.synthetic.attach(nc.experiments.synthetic.final(table), predicted)
 predicted.query("metric in ['loss', 'w_norm_sq'] and k <= 0").pivot_table(
     index=["criterion", "bias", "depth"], columns=["candidate", "metric"], values="value")
 
@@ -115,8 +115,8 @@ predicted.query("metric in ['loss', 'w_norm_sq'] and k <= 0").pivot_table(
 # the relative gap $(f - f^*)/f^*$ of every run along the iterations.
 
 # %% mystnb={"figure": {"caption": "Relative gap (f - f*)/f* to the closed-form minimum along the iterations, one panel per depth M, one curve per setting (MSE without bias, MSE with bias, cross-entropy). Look for straight lines on the log scale: exponential convergence, not a stall.", "name": "fig-21-loss-gap"}}
-gaps = nc.synthetic.attach(table.query("metric == 'loss'"), predicted,
-                           nc.synthetic.closest_candidate(table, predicted).set_index("run")["candidate"])
+gaps = nc.experiments.synthetic.attach(table.query("metric == 'loss'"), predicted,
+                           nc.experiments.synthetic.closest_candidate(table, predicted).set_index("run")["candidate"])
 gaps = gaps.assign(value=(gaps["value"] - gaps["predicted"]).abs() / gaps["predicted"],
                    setting=gaps["criterion"] + gaps["bias"].map({True: " + bias", False: ""})
                    + " (seed " + gaps["seed"].astype(str) + ")")
@@ -201,7 +201,7 @@ bias_end.pivot_table(index="depth", columns="k", values=["value", "predicted"])
 # puts the final loss of each run next to them, with the candidate it matches and the relative gap.
 
 # %%
-ce_outcome = nc.synthetic.closest_candidate(table.query("criterion == 'ce'"), predicted)
+ce_outcome = nc.experiments.synthetic.closest_candidate(table.query("criterion == 'ce'"), predicted)
 ce_outcome[["depth", "seed", "loss", "etf", "orthoplex", "candidate", "gap"]]
 
 # %% [markdown]

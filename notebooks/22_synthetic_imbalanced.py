@@ -86,12 +86,12 @@ for name, value in [("loss_tolerance", loss_tolerance), ("metric_tolerance", met
                     ("norm_tolerance", norm_tolerance), ("collapse_tolerance", collapse_tolerance)]:
     nc.profiles.check_float(name, value, low=0.0, low_open=True)
 on_cuda = torch_device.type == "cuda"
-main_runs = nc.synthetic.grid(depths=depths, seeds=[seed], n_per_class=n_per_class,
+main_runs = nc.experiments.synthetic.grid(depths=depths, seeds=[seed], n_per_class=n_per_class,
                               width=cuda_width if on_cuda else width, init_std=cuda_init_std if on_cuda else init_std,
                               lambda_W=weight_decay, lambda_H=weight_decay, steps=steps, lr=learning_rate,
                               log_every=log_every, dtype=dtype)
 starts = range(seed, seed + nc.profiles.check_int("minority_starts", minority_starts, low=1, high=16))
-minority_runs = nc.synthetic.grid(depths=minority_depths, decays=minority_decays, seeds=starts,
+minority_runs = nc.experiments.synthetic.grid(depths=minority_depths, decays=minority_decays, seeds=starts,
                                   n_per_class=minority_counts, width=minority_width, steps=minority_steps,
                                   log_every=log_every, dtype=dtype)
 ledger = nc.claims.Ledger("22_synthetic_imbalanced", profile, paper="A")
@@ -99,14 +99,14 @@ ledger = nc.claims.Ledger("22_synthetic_imbalanced", profile, paper="A")
 # %% [markdown]
 # ## Runs and predictions
 #
-# `nc.synthetic.run_all` trains (or loads) every run; `nc.synthetic.predictions` measures the same
+# `nc.experiments.synthetic.run_all` trains (or loads) every run; `nc.experiments.synthetic.predictions` measures the same
 # metrics at the closed-form minimizer of `nc.theory.mse_minimizer`. The predicted per-class norms
 # for the authors' counts:
 
 # %%
-table = nc.synthetic.run_all(main_runs + minority_runs, profile, "22_synthetic_imbalanced", torch_device)
-predicted = nc.synthetic.predictions(main_runs + minority_runs)
-end = nc.synthetic.attach(nc.synthetic.final(table), predicted)
+table = nc.experiments.synthetic.run_all(main_runs + minority_runs, profile, "22_synthetic_imbalanced", torch_device)
+predicted = nc.experiments.synthetic.predictions(main_runs + minority_runs)
+end = nc.experiments.synthetic.attach(nc.experiments.synthetic.final(table), predicted)
 main = [run.name for run in main_runs]
 predicted.query("run in @main and candidate == 'global' and metric in ['w_norm_sq', 'h_norm_sq', 'wh']").pivot_table(
     index="depth", columns=["metric", "k"], values="value")
@@ -207,7 +207,7 @@ plt.show()
 # matches the global minimum, not the code's point:
 
 # %%
-outcome = nc.synthetic.closest_candidate(table.query("run in @minority"), predicted)
+outcome = nc.experiments.synthetic.closest_candidate(table.query("run in @minority"), predicted)
 outcome.filter(items=["depth", "lambda_W", "seed", "loss", "global", "code", "candidate", "gap"])
 
 # %% [markdown]

@@ -115,7 +115,7 @@ print(f"{dataset}: {len(data.train)} training samples {data.train.input_shape}, 
 # after every epoch, so an interrupted execution resumes where it stopped.
 
 # %%
-base_net = nc.nets.NetConfig(arch=arch, num_classes=data.num_classes, input_shape=data.train.input_shape,
+base_net = nc.models.nets.NetConfig(arch=arch, num_classes=data.num_classes, input_shape=data.train.input_shape,
                              width=width, depth_relu=depth_relu, batchnorm=batchnorm)
 runs = {f"{arch}_M{m}_{'bias' if b else 'nobias'}_{loss}": (replace(base_net, head_depth=m, bias=b),
                                                           replace(base_config, loss=loss))

@@ -108,7 +108,7 @@ print(f"{dataset}: N = {N}, n_k = {counts}; lambda_W = {K * weight_decay:g}, lam
 # frame (`ncbook.train.layer_gof_targets`).
 
 # %%
-base_net = nc.nets.NetConfig(arch="mlp", num_classes=K, input_shape=data.train.input_shape, width=width,
+base_net = nc.models.nets.NetConfig(arch="mlp", num_classes=K, input_shape=data.train.input_shape, width=width,
                              depth_relu=depth_relu, batchnorm=False, bias=False)
 runs = {f"mlp_M{m}": (replace(base_net, head_depth=m), recipe) for m in depths}
 targets = {f"mlp_M{m}": nc.train.layer_gof_targets(theory[(m, "K-scaled")]) for m in depths}

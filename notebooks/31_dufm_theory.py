@@ -77,7 +77,7 @@ wd, n = weight_decay, n_per_class
 #   \sum_{l=1}^{L} \frac{\lambda_{W_l}}{2}\|W_l\|_F^2 + \frac{\lambda_{H_1}}{2}\|H_1\|_F^2 .
 # $$
 #
-# `ncbook.ufm.ReLUDUFM` implements it; `ncbook.theory` holds the closed forms below. Both follow
+# `ncbook.models.ReLUDUFM` implements it; `ncbook.theory` holds the closed forms below. Both follow
 # the team's write-up of the two papers (we could not read their full text, so the derivations are
 # ours and every one is checked numerically here).
 #
@@ -92,7 +92,7 @@ wd, n = weight_decay, n_per_class
 # c^{2/(L+1)}, \qquad \bar\lambda = \Bigl(n\lambda_{H_1}\prod_l \lambda_{W_l}\Bigr)^{1/(L+1)} .
 # $$
 #
-# `nc.ufm.dnc_dufm` builds the minimising weights. We evaluate the objective there and compare it
+# `nc.models.dnc_dufm` builds the minimising weights. We evaluate the objective there and compare it
 # with the closed form, and with the values in the team's spec (computed independently).
 
 # %%
@@ -100,7 +100,7 @@ spec_dnc = {(2, 3, 1): 0.0159678710, (2, 4, 5): 0.0275332677, (10, 4, 1): 0.0991
             (10, 4, 5): 0.1363961766, (15, 5, 5): 0.2321222630}
 dnc_checks = pd.DataFrame([
     {"K": K, "L": L, "n": m, "spec": value, "closed form": nc.theory.dufm_dnc_loss(K, L, m, 0.004, 0.004),
-     "objective at explicit weights": nc.ufm.dnc_dufm(K, m, L, 2 * K, 0.004, 0.004).objective_value()}
+     "objective at explicit weights": nc.models.dnc_dufm(K, m, L, 2 * K, 0.004, 0.004).objective_value()}
     for (K, L, m), value in spec_dnc.items()
 ])
 dnc_checks
@@ -156,17 +156,17 @@ plt.show()
 # $$
 #
 # where $G$ collects the nuclear norm of $B$, $r$ and $\|F\|_F^2 = mr/4$ (`nc.theory.dufm_srg_loss`).
-# We check it at the explicit weights of `nc.ufm.srg_dufm`, for the triangle readout and for others.
+# We check it at the explicit weights of `nc.models.srg_dufm`, for the triangle readout and for others.
 
 # %%
 spec_srg = {(5, 3, 4): 0.0809113322, (6, 3, 2): 0.0866844560, (5, 3, 3): 0.072894, (4, 2, 5): None,
             (6, 4, 3): None, (7, 4, 4): None}
 srg_checks = pd.DataFrame([
     {"r": r, "s": s, "L": L, "spec": value, "closed form": nc.theory.dufm_srg_loss(r, s, L, 1, 0.004, 0.004),
-     "objective at explicit weights": nc.ufm.srg_dufm(r, s, 1, L, 40, 0.004, 0.004).objective_value()}
+     "objective at explicit weights": nc.models.srg_dufm(r, s, 1, L, 40, 0.004, 0.004).objective_value()}
     for (r, s, L), value in spec_srg.items()
 ])
-srg_ranks = nc.ufm.layer_ranks(nc.ufm.srg_dufm(5, 3, n, 4, 30, wd, wd))
+srg_ranks = nc.models.layer_ranks(nc.models.srg_dufm(5, 3, n, 4, 30, wd, wd))
 display(srg_checks)
 pd.DataFrame([srg_ranks], index=["rank of class means (r=5, L=4)"])
 
@@ -292,7 +292,7 @@ ledger.table().tail(2)
 # with $n = 3$ samples per class so that within-class collapse can be observed.
 
 # %%
-k2 = nc.ufm.random_start_runs(2, 3, k2_depth, 30, wd, wd, range(seed, seed + k2_seeds), k2_steps)
+k2 = nc.models.random_start_runs(2, 3, k2_depth, 30, wd, wd, range(seed, seed + k2_seeds), k2_steps)
 k2.summary[["seed", "loss", "ratio", "kind", "min rank", "max NC1"]]
 
 # %% [markdown]
@@ -306,7 +306,7 @@ k2.summary[["seed", "loss", "ratio", "kind", "min rank", "max NC1"]]
 
 # %%
 layers = ["H1", "H~2", f"H{k2_depth}"]
-cosine = {s_: [float(torch.cosine_similarity(*nc.ufm.class_mean_layers(m)[name].T, dim=0)) for name in layers]
+cosine = {s_: [float(torch.cosine_similarity(*nc.models.class_mean_layers(m)[name].T, dim=0)) for name in layers]
           for s_, m in k2.models.items()}
 pd.DataFrame(cosine, index=[f"cos, class means of {name}" for name in layers]).T.rename_axis("seed").round(4)
 
@@ -349,8 +349,8 @@ linear_vs_dnc.head(8)
 # %%
 linear_runs = []
 for s_ in range(seed, seed + linear_seeds):
-    model = nc.ufm.make_deep_linear_ufm([n] * 10, 4, 30, wd, wd, seed=s_, init_std=0.3)
-    nc.ufm.minimize(model.objective, model.parameters(), nc.ufm.SolverConfig("lbfgs", steps=linear_steps, lr=1))
+    model = nc.models.make_deep_linear_ufm([n] * 10, 4, 30, wd, wd, seed=s_, init_std=0.3)
+    nc.optimize.minimize(model.objective, model.parameters(), nc.optimize.SolverConfig("lbfgs", steps=linear_steps, lr=1))
     linear_runs.append({"seed": s_, "ratio": float(model.objective().detach()) / nc.theory.dufm_dnc_loss(10, 4, n, wd, wd),
                         "ranks": [nc.metrics.numerical_rank(h.detach()) for h in model.layer_features()]})
 pd.DataFrame(linear_runs)

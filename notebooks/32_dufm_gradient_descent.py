@@ -90,7 +90,7 @@ print(f"L_DNC = {dnc:.6f}, L_SRG = {srg:.6f} (r = {r}, s = {best_s}), ratio {srg
 # %% [markdown]
 # **Protocol** (the team's spec, Section 3.2): features $H_1 \sim N(0, 1)$, weights
 # $W_l \sim N(0, 1/d)$; full-batch gradient descent with learning rate $0.5$ and no momentum, in
-# float64, with hand-written gradients (`nc.ufm.dufm_gradient_descent`, about ten times faster than
+# float64, with hand-written gradients (`nc.models.dufm_gradient_descent`, about ten times faster than
 # autograd at these sizes and checked against it in the tests). A run is called *DNC* if every
 # class-mean matrix, before and after each ReLU, has rank $K$ and the loss is within $0.5\,\%$ of
 # $\mathcal{L}_{\mathrm{DNC}}$; *low-rank* if some rank is below $K$ and the loss is below
@@ -102,7 +102,7 @@ print(f"L_DNC = {dnc:.6f}, L_SRG = {srg:.6f} (r = {r}, s = {best_s}), ratio {srg
 # ## Gradient descent from random starts
 
 # %%
-runs = nc.ufm.random_start_runs(K, n, L, width, wd, wd, range(seed, seed + seeds), steps, learning_rate)
+runs = nc.models.random_start_runs(K, n, L, width, wd, wd, range(seed, seed + seeds), steps, learning_rate)
 runs.summary[["seed", "ratio", "kind", "min rank", f"rank H{L}", "max NC1"]]
 
 # %% [markdown]
@@ -128,8 +128,8 @@ runs.summary[["ratio"]].describe().T
 # (the paper's Figure 2, right), for each run and for the SRG construction.
 
 # %% mystnb={"figure": {"caption": "Singular values of the class-mean matrix in each layer (H~ before the ReLU), normalised by the largest, for every GD run (thin lines) and for the SRG construction (black). Values below 1e-3 (dotted) are counted as zero.", "name": "fig-gd-spectra"}}
-spectra = pd.concat([nc.ufm.layer_spectra(m).assign(seed=s_) for s_, m in runs.models.items()])
-reference = nc.ufm.layer_spectra(nc.ufm.srg_dufm(r, best_s, n, L, width, wd, wd))
+spectra = pd.concat([nc.models.layer_spectra(m).assign(seed=s_) for s_, m in runs.models.items()])
+reference = nc.models.layer_spectra(nc.models.srg_dufm(r, best_s, n, L, width, wd, wd))
 order = list(reference["layer"].unique())
 grid = sns.relplot(data=spectra, x="index", y="value", col="layer", col_order=order, units="seed", estimator=None,
                    kind="line", col_wrap=L, height=2.3, alpha=0.5, lw=1, facet_kws={"ylim": (1e-6, 2)})
@@ -149,10 +149,10 @@ plt.show()
 
 # %% mystnb={"figure": {"caption": "Normalised Gram matrices M^T M of the class means (K x K) of the second hidden layer, of the last pre-activation and of the last post-ReLU layer: the best GD run (top) and the SRG construction (bottom). Class order is arbitrary in the GD solution.", "name": "fig-gd-gram"}}
 best_seed = int(runs.summary.loc[runs.summary["ratio"].idxmin(), "seed"])
-points = {f"GD, seed {best_seed}": runs.models[best_seed], "SRG": nc.ufm.srg_dufm(r, best_s, n, L, width, wd, wd)}
+points = {f"GD, seed {best_seed}": runs.models[best_seed], "SRG": nc.models.srg_dufm(r, best_s, n, L, width, wd, wd)}
 fig, axes = plt.subplots(2, 3, figsize=(12, 7.5))
 for row, (title, point) in zip(axes, points.items()):
-    means, ranks = nc.ufm.class_mean_layers(point), nc.ufm.layer_ranks(point)
+    means, ranks = nc.models.class_mean_layers(point), nc.models.layer_ranks(point)
     for ax, name in zip(row, ["H2", f"H~{L}", f"H{L}"]):
         sns.heatmap(nc.geometry.normalized(means[name].T @ means[name]), ax=ax, cmap="vlag", center=0, cbar=False)
         ax.set_title(f"{title}: {name}, rank {ranks[name]}")
@@ -170,7 +170,7 @@ plt.show()
 # have low rank) in every layer, for every run:
 
 # %%
-nc1 = pd.DataFrame({s_: nc.ufm.layer_nc1(m) for s_, m in runs.models.items()}).T.rename_axis("seed")
+nc1 = pd.DataFrame({s_: nc.models.layer_nc1(m) for s_, m in runs.models.items()}).T.rename_axis("seed")
 nc1
 
 # %%
@@ -200,7 +200,7 @@ ledger.table().tail(6)
 
 # %%
 grid = [(width, lam) for lam in sweep_lambdas] + [(w, wd) for w in sweep_widths]
-sweep = nc.ufm.random_start_sweep(K, 1, L, grid, range(seed, seed + sweep_seeds), sweep_steps, learning_rate)
+sweep = nc.models.random_start_sweep(K, 1, L, grid, range(seed, seed + sweep_seeds), sweep_steps, learning_rate)
 sweep["full rank"] = sweep["min rank"] == K
 by_lambda = sweep.query("width == @width").groupby("lambda")[["rank H2", "min rank", "ratio", "full rank"]].mean()
 by_width = sweep.query("`lambda` == @wd").groupby("width")[["rank H2", "min rank", "ratio", "full rank"]].mean()
@@ -247,10 +247,10 @@ ledger.table().tail(2)
 
 # %%
 dnc15 = nc.theory.dufm_dnc_loss(15, 2, 1, 0.004, 0.004)
-point15 = nc.ufm.srg_dufm(6, 3, 1, 2, 30, 0.004, 0.004)
-after = nc.ufm.dufm_gradient_descent(point15.perturbed(1e-3, seed=seed), finding_steps // 2, learning_rate)
+point15 = nc.models.srg_dufm(6, 3, 1, 2, 30, 0.004, 0.004)
+after = nc.models.dufm_gradient_descent(point15.perturbed(1e-3, seed=seed), finding_steps // 2, learning_rate)
 print(f"explicit point: {point15.objective_value() / dnc15:.5f} x L_DNC; after GD: "
-      f"{after.history['loss'].iloc[-1] / dnc15:.5f} x L_DNC; ranks {nc.ufm.layer_ranks(after.model)}")
+      f"{after.history['loss'].iloc[-1] / dnc15:.5f} x L_DNC; ranks {nc.models.layer_ranks(after.model)}")
 
 # %%
 ledger.check("L = 2, K = 15: the explicit rank-5 point has loss below L_DNC (0.086684 vs 0.088162)",
@@ -277,7 +277,7 @@ ledger.table().tail(2)
 
 # %%
 small = pd.concat([
-    nc.ufm.random_start_runs(5, 1, depth_, 30, 0.016, 0.016, range(seed, seed + finding_seeds), finding_steps,
+    nc.models.random_start_runs(5, 1, depth_, 30, 0.016, 0.016, range(seed, seed + finding_seeds), finding_steps,
                              learning_rate).summary.assign(depth=depth_)
     for depth_ in (4, 6)
 ])

@@ -79,7 +79,7 @@ K, L, lam_h = 10, head_depth, feature_decay / n_per_class
 # $\frac{1}{2N}\|\text{logits} - Y\|_F^2 + \sum_l \frac{\lambda_W}{2}\|W_l\|_F^2 +
 # \frac{\lambda_H}{2}\|H_1\|_F^2 + \sum_b \frac{\lambda_B}{2}\|V_b\|_F^2$.
 # The head and its penalties are exactly the DUFM of the previous chapters, with the free features
-# replaced by the backbone's output (`nc.ufm.ReLUHeadNet`). Since the DUFM frees $H_1$, the head's
+# replaced by the backbone's output (`nc.models.ReLUHeadNet`). Since the DUFM frees $H_1$, the head's
 # objective can never fall below the DUFM's global minimum, and it can fall below
 # $\mathcal{L}_{\mathrm{DNC}}$ only if the head is *not* in a DNC configuration.
 
@@ -94,18 +94,18 @@ print(f"{dataset}: {len(train)} training samples of dimension {train.input_shape
 # %% [markdown]
 # ## Training
 #
-# Full-batch Adam in float64 through `nc.ufm.minimize`; every `log_every` steps we record the
+# Full-batch Adam in float64 through `nc.optimize.minimize`; every `log_every` steps we record the
 # head's objective divided by $\mathcal{L}_{\mathrm{DNC}}$, the smallest class-mean rank over the
 # head's layers, and the largest NC1 (trace ratio $\operatorname{tr}\Sigma_W/\operatorname{tr}\Sigma_B$,
 # defined also when class means have low rank).
 
 # %%
-config = nc.ufm.SolverConfig("adam", steps=steps, lr=learning_rate, log_every=log_every)
+config = nc.optimize.SolverConfig("adam", steps=steps, lr=learning_rate, log_every=log_every)
 nets, histories = {}, []
 for s_ in range(seed, seed + seeds):
-    net = nets[s_] = nc.ufm.make_relu_head_net(train.x, train.y, K, backbone_depth, L, width, weight_decay, lam_h,
+    net = nets[s_] = nc.models.make_relu_head_net(train.x, train.y, K, backbone_depth, L, width, weight_decay, lam_h,
                                                backbone_decay, seed=s_, device=torch_device)
-    history = nc.ufm.minimize(net.objective, net.parameters(), config, nc.ufm.head_monitor(net, dnc))
+    history = nc.optimize.minimize(net.objective, net.parameters(), config, nc.models.head_monitor(net, dnc))
     histories.append(history.assign(seed=s_))
 history = pd.concat(histories, ignore_index=True)
 test_accuracy = {s_: net.accuracy(data.test.x, data.test.y) for s_, net in nets.items()}
@@ -131,13 +131,13 @@ plt.show()
 # ## Layer by layer at the end of training
 
 # %%
-final = pd.DataFrame({s_: nc.ufm.layer_ranks(net.head()) for s_, net in nets.items()}).T.rename_axis("seed")
-nc1 = pd.DataFrame({s_: nc.ufm.layer_nc1(net.head()) for s_, net in nets.items()}).T.rename_axis("seed")
+final = pd.DataFrame({s_: nc.models.layer_ranks(net.head()) for s_, net in nets.items()}).T.rename_axis("seed")
+nc1 = pd.DataFrame({s_: nc.models.layer_nc1(net.head()) for s_, net in nets.items()}).T.rename_axis("seed")
 display(final.style.set_caption("rank of the class means"))
 nc1.style.set_caption("NC1 (trace ratio)").format("{:.2e}")
 
 # %% mystnb={"figure": {"caption": "Singular values of the class-mean matrix of every head layer (H~ before the ReLU) after training, normalised by the largest, one line per seed. Values below 1e-3 (dotted) count as zero.", "name": "fig-real-spectra"}}
-spectra = pd.concat([nc.ufm.layer_spectra(net.head()).assign(seed=s_) for s_, net in nets.items()])
+spectra = pd.concat([nc.models.layer_spectra(net.head()).assign(seed=s_) for s_, net in nets.items()])
 grid = sns.relplot(data=spectra, x="index", y="value", col="layer", units="seed", estimator=None, kind="line",
                    col_wrap=L, height=2.3, facet_kws={"ylim": (1e-8, 2)})
 grid.set(yscale="log")
@@ -161,7 +161,7 @@ plt.show()
 # %%
 frame = nc.geometry.orthogonal_frame(K)
 distance = pd.DataFrame({s_: {name: nc.geometry.gram_distance(m.T @ m, frame)
-                              for name, m in nc.ufm.class_mean_layers(net.head()).items()}
+                              for name, m in nc.models.class_mean_layers(net.head()).items()}
                          for s_, net in nets.items()}).T.rename_axis("seed")
 distance.round(3)
 

@@ -1,10 +1,10 @@
-"""`python -m ncbook.book prepare`: which executed notebook each chapter renders, and the report."""
+"""`python -m ncbook.pipeline.book prepare`: which executed notebook each chapter renders, and the report."""
 
 from __future__ import annotations
 
 import json
 
-from ncbook.book import chapter_title, collect_claims, copy_executed, mathjax_source, report_markdown
+from ncbook.pipeline.book import chapter_title, collect_claims, copy_executed, mathjax_source, report_markdown
 
 
 def _claim(text: str, passed: bool) -> dict:

@@ -592,7 +592,7 @@ def test_empty_batch_is_a_no_op() -> None:
 
 @pytest.mark.parametrize("d", [7, 256, 300, 515])
 def test_blocked_symmetric_gram_equals_gemm(d: int) -> None:
-    from ncbook._metrics_accumulator import _symmetric_gram
+    from ncbook.metrics.accumulator import _symmetric_gram
 
     r = torch.randn(50, d, dtype=torch.float64)
     np.testing.assert_allclose(_symmetric_gram(r).numpy(), (r.T @ r).numpy(), rtol=1e-12, atol=1e-12)

@@ -1,4 +1,4 @@
-"""ncbook.nets: architecture sizes against the published CIFAR nets, head structure and init,
+"""ncbook.models.nets: architecture sizes against the published CIFAR nets, head structure and init,
 feature taps, the per-layer classifiers, and bad configurations."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import ncbook as nc
-from ncbook.nets import NetConfig, build
+from ncbook.models.nets import NetConfig, build
 
 
 def _count(model: nn.Module) -> int:
@@ -95,9 +95,9 @@ def test_orthogonal_init_where_the_authors_use_it():
 
 
 def test_mlp_orthogonal_layer_count():
-    assert nc.nets.mlp_orthogonal_layers(6, True) == 2
-    assert nc.nets.mlp_orthogonal_layers(6, False) == 3
-    assert nc.nets.mlp_orthogonal_layers(1, True) == 1
+    assert nc.models.nets.mlp_orthogonal_layers(6, True) == 2
+    assert nc.models.nets.mlp_orthogonal_layers(6, False) == 3
+    assert nc.models.nets.mlp_orthogonal_layers(1, True) == 1
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

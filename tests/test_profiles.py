@@ -6,7 +6,7 @@ import torch
 
 import ncbook as nc
 from ncbook import _checks
-from ncbook.run_notebook import load_parameters
+from ncbook.pipeline.run_notebook import load_parameters
 
 
 def test_setup_seeds_and_resolves_cpu():

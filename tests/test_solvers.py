@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ncbook.ufm.solvers import SolverConfig, minimize
+from ncbook.optimize import SolverConfig, minimize
 
 
 def _quadratic():

@@ -21,8 +21,8 @@ import psutil
 import pytest
 import yaml
 
-from ncbook import cli, sweep
 from ncbook._io import write_json
+from ncbook.pipeline import cli, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -226,7 +226,8 @@ def smoke_sweep(tmp_path_factory):
     then resumed through the Python API with a deliberately failing run added, on two "GPUs"."""
     out = tmp_path_factory.mktemp("smoke") / "runs"
     env = {**os.environ, "NCBOOK_PROGRESS": "0", "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "ncbook.cli", "sweep", str(SMOKE), "--out", str(out), "--jobs", "2"]
+    command = [sys.executable, "-m", "ncbook.pipeline.cli", "sweep", str(SMOKE), "--out", str(out),
+               "--jobs", "2"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         _wait_for_a_finished_run(out, process)

@@ -1,4 +1,4 @@
-"""ncbook.synthetic: the run configuration, the metrics of a run (against hand-computed values),
+"""ncbook.experiments.synthetic: the run configuration, the metrics of a run (against hand-computed values),
 the predictions (against the spec's numbers, paper-a.md Sections 2 and 4), short gradient-descent
 runs against closed-form optima, and the result files."""
 
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-import ncbook.synthetic as syn
-from ncbook.ufm import DeepLinearUFM
+import ncbook.experiments.synthetic as syn
+from ncbook.models import DeepLinearUFM
 
 SQRT = math.sqrt
 

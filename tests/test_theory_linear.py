@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from ncbook.models import DeepLinearUFM
 from ncbook.theory import (
     beta_star,
     ce_minimizer,
@@ -24,7 +25,6 @@ from ncbook.theory import (
     phi,
     phi_max,
 )
-from ncbook.ufm import DeepLinearUFM
 
 # Section 2.0(e): thresholds per depth M = 1 .. 9.
 BETA_STAR = [1, 0.5, 0.529134, 0.569877, 0.606287, 0.637270, 0.663573, 0.686074, 0.705512]

@@ -20,7 +20,7 @@ import torch
 
 import ncbook as nc
 from ncbook.data import DataBundle, Split
-from ncbook.nets import NetConfig
+from ncbook.models.nets import NetConfig
 from ncbook.train import TrainConfig, TrainingDiverged, fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ QUICK = TrainConfig(epochs=6, batch_size=12, optimizer="adam", lr=1e-2, sep_deca
 
 def test_objective_matches_the_authors_formula():
     torch.manual_seed(0)
-    model = nc.nets.build(_net(depth=3, bias=True)).train()
+    model = nc.models.nets.build(_net(depth=3, bias=True)).train()
     x, y = torch.randn(5, 6), torch.tensor([0, 1, 2, 1, 0])
     config = TrainConfig(sep_decay=True, weight_decay=0.3, feature_decay=0.2, mse_scale=0.5)
     with torch.no_grad():
@@ -62,7 +62,7 @@ def test_objective_matches_the_authors_formula():
 
 
 def test_weight_decay_goes_to_the_optimiser_only_without_sep_decay():
-    model = nc.nets.build(_net())
+    model = nc.models.nets.build(_net())
     assert nc.train._optimizer(model, TrainConfig(weight_decay=0.1)).param_groups[0]["weight_decay"] == 0.1
     sep = nc.train._optimizer(model, TrainConfig(weight_decay=0.1, sep_decay=True, optimizer="adam"))
     assert sep.param_groups[0]["weight_decay"] == 0.0 and isinstance(sep, torch.optim.Adam)
@@ -85,7 +85,7 @@ def test_training_reaches_zero_error_and_records_every_head_layer(tmp_path):
 def test_evaluate_accuracy_and_layer_metrics():
     data = _toy()
     torch.manual_seed(1)
-    model = nc.nets.build(_net(depth=2)).eval()
+    model = nc.models.nets.build(_net(depth=2)).eval()
     out = nc.train.evaluate(model, data, batch_size=5)
     with torch.no_grad():
         expected = (model(data.test.x).argmax(1) == data.test.y).float().mean().item()
@@ -98,7 +98,7 @@ def test_evaluate_accuracy_and_layer_metrics():
 def test_class_norms_against_a_loop():
     data = _toy()
     torch.manual_seed(2)
-    model = nc.nets.build(_net(depth=2)).eval()
+    model = nc.models.nets.build(_net(depth=2)).eval()
     table = nc.train.class_norms(model, data.train, batch_size=7)
     with torch.no_grad():
         h = model.backbone(data.train.x).double().numpy()
@@ -195,7 +195,7 @@ RUNNER = textwrap.dedent("""
     x = 3 * torch.randn(10, 64, generator=g)[y] + torch.randn(150, 64, generator=g)
     train_split = nc.data.Split(x, y, 10)
     data = nc.data.DataBundle("toy", train_split, nc.data.subset_by_counts(train_split, [5] * 10))
-    net = nc.nets.NetConfig(input_shape=(64,), width=16, depth_relu=1, head_depth=2, bias=False)
+    net = nc.models.nets.NetConfig(input_shape=(64,), width=16, depth_relu=1, head_depth=2, bias=False)
     config = nc.train.TrainConfig(epochs=10, batch_size=32, optimizer="adam", lr=1e-2,
                                   sep_decay=True, lr_step=4, seed=3)
     result = nc.train.fit(data, net, config, checkpoint=checkpoint, table=out + ".csv")
@@ -320,7 +320,7 @@ def test_evaluate_agrees_with_pre_hook_collection():
     # authors' validation does; evaluate reads them from HeadedNet.head_features in one pass.
     data = _toy()
     torch.manual_seed(4)
-    model = nc.nets.build(_net(depth=3))
+    model = nc.models.nets.build(_net(depth=3))
     out = nc.train.evaluate(model, data, batch_size=8)
     loader = [(data.train.x[i : i + 8], data.train.y[i : i + 8]) for i in range(0, len(data.train), 8)]
     layers = {str(m + 1): layer for m, layer in enumerate(model.head)}

@@ -1,4 +1,4 @@
-"""The deep linear UFM and its solvers (ncbook.ufm.linear), and the closed forms of paper A
+"""The deep linear UFM and its solvers (ncbook.models.linear_ufm), and the closed forms of paper A
 checked against an independent oracle: float64 L-BFGS on the full objective from random starts.
 
 Two facts of the landscape shape these tests (../shared/theory/paper-a.md, 2.5): for M >= 2
@@ -16,16 +16,9 @@ import pandas as pd
 import pytest
 import torch
 
+from ncbook.models import LBFGS, DeepLinearUFM, layer_metrics, make_deep_linear_ufm, solve
+from ncbook.optimize import SolverConfig, minimize
 from ncbook.theory import beta_star, ce_minimizer, mse_minimizer
-from ncbook.ufm import (
-    LBFGS,
-    DeepLinearUFM,
-    SolverConfig,
-    layer_metrics,
-    make_deep_linear_ufm,
-    minimize,
-    solve,
-)
 
 REGIMES = {"below": 0.5, "near": 0.95, "window": 1.05, "above": 1.5}  # beta_min / beta*_M
 

@@ -1,4 +1,4 @@
-"""The ReLU deep UFM (ncbook.ufm.relu): objective at the explicit DNC/SRG points equals the closed
+"""The ReLU deep UFM (ncbook.models.relu_dufm): objective at the explicit DNC/SRG points equals the closed
 forms, the hand-written GD equals autograd, and GD on K = 2 reaches the DNC loss (paper-b.md)."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from ncbook import theory, ufm
+from ncbook import models as ufm
+from ncbook import optimize, theory
 
 LAM = 0.004
 
@@ -104,8 +105,8 @@ def test_numpy_gd_equals_autograd_gd() -> None:
     start = ufm.make_relu_dufm(5, 2, 3, 9, [0.01, 0.02, 0.005], 0.003, seed=1)
     result = ufm.dufm_gradient_descent(start, 40, lr=0.3, log_every=10)
     reference = start.perturbed(0.0)
-    config = ufm.SolverConfig(method="sgd", steps=40, lr=0.3, momentum=0.0, log_every=10)
-    history = ufm.minimize(reference.objective, reference.parameters(), config)
+    config = optimize.SolverConfig(method="sgd", steps=40, lr=0.3, momentum=0.0, log_every=10)
+    history = optimize.minimize(reference.objective, reference.parameters(), config)
     np.testing.assert_allclose(result.history.loss, history.loss, rtol=1e-11)
     for mine, theirs in zip(result.model.parameters(), reference.parameters()):
         torch.testing.assert_close(mine, theirs.detach(), rtol=1e-10, atol=1e-12)
@@ -260,8 +261,8 @@ def test_head_net_on_identity_inputs_is_the_dufm() -> None:
 def test_head_net_trains_to_zero_error() -> None:
     net, inputs = _head_net()
     before = float(net.objective().detach())
-    config = ufm.SolverConfig("adam", steps=1500, lr=0.01, log_every=500)
-    ufm.minimize(net.objective, net.parameters(), config)
+    config = optimize.SolverConfig("adam", steps=1500, lr=0.01, log_every=500)
+    optimize.minimize(net.objective, net.parameters(), config)
     assert float(net.objective().detach()) < before / 5
     assert net.accuracy() == 1.0 and net.accuracy(inputs, net.labels) == 1.0
     assert net.accuracy(inputs, (net.labels + 1) % 3) == 0.0

@@ -172,7 +172,7 @@ def _largest_root(beta: float, depth: int) -> float:
 
 @dataclass(frozen=True, eq=False)
 class LinearPoint:
-    """An explicit point of the deep linear UFM, in the layout of :mod:`ncbook.ufm`."""
+    """An explicit point of the deep linear UFM, in the layout of :mod:`ncbook.models`."""
 
     weights: tuple[torch.Tensor, ...]  # W_1 .. W_M; W_m is (d_{m+1}, d_m), W_M is (K, d_M)
     features: torch.Tensor  # H_1, (d_1, N), columns sorted by class

@@ -15,7 +15,7 @@ Two families of collapsed solutions are compared:
   where a readout F over the s-subsets of vertices and the ReLU raise the rank back to K.
 
 Each family's optimal loss reduces to a one-dimensional problem over an output scale; the
-explicit weights that attain it are built by :mod:`ncbook.ufm.relu`.
+explicit weights that attain it are built by :mod:`ncbook.models.relu_dufm`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from ncbook import sweep
+from ncbook.pipeline import sweep
 
 
 def _parser() -> argparse.ArgumentParser:

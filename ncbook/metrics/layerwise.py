@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ncbook._checks import check_choice
-from ncbook._metrics_accumulator import NCAccumulator
+from ncbook.metrics.accumulator import NCAccumulator
 
 __all__ = ["TAPS", "collect"]
 

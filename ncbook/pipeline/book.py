@@ -1,6 +1,6 @@
 """Assemble the book's source before `jupyter-book build`:
 
-    python -m ncbook.book prepare --profile smoke
+    python -m ncbook.pipeline.book prepare --profile smoke
 
 1. copy one executed notebook per ``notebooks/<stem>.py`` to ``book/executed/``: the stored
    full-profile run ``results/full/<stem>/<stem>.ipynb`` when it exists (written by ``make full``
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ncbook._runtime import PROFILES, repo_root
 from ncbook.claims import load, short
-from ncbook.profiles import PROFILES, repo_root
 
 
 def mathjax_source() -> Path:

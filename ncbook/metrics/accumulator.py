@@ -19,26 +19,6 @@ from typing import Any
 import torch
 
 from ncbook._checks import check_choice, check_float, check_int
-from ncbook._metrics_functional import (
-    WEIGHTINGS,
-    between_class,
-    cdnv_from,
-    nc1_from_scatter,
-    nc2_equiangle,
-    nc2_equinorm,
-    nc2_maxangle,
-    nc3_self_duality,
-    numerical_rank,
-)
-from ncbook._metrics_inputs import (
-    CHUNK_ROWS,
-    as_tensor,
-    check_counts,
-    check_features,
-    check_finite,
-    check_labels,
-    infer_num_classes,
-)
 from ncbook.geometry import (
     DegenerateError,
     GOFTargets,
@@ -49,6 +29,26 @@ from ncbook.geometry import (
     normalized,
     orthogonal_frame,
     simplex_etf,
+)
+from ncbook.metrics.functional import (
+    WEIGHTINGS,
+    between_class,
+    cdnv_from,
+    nc1_from_scatter,
+    nc2_equiangle,
+    nc2_equinorm,
+    nc2_maxangle,
+    nc3_self_duality,
+    numerical_rank,
+)
+from ncbook.metrics.inputs import (
+    CHUNK_ROWS,
+    as_tensor,
+    check_counts,
+    check_features,
+    check_finite,
+    check_labels,
+    infer_num_classes,
 )
 
 __all__ = ["METRIC_KEYS", "NCAccumulator", "NCOptions", "nc_metrics"]

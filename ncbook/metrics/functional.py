@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from ncbook._checks import check_choice, check_float
-from ncbook._metrics_inputs import (
+from ncbook.geometry import DegenerateError
+from ncbook.metrics.inputs import (
     CHUNK_ROWS,
     as_tensor,
     check_counts,
@@ -23,7 +24,6 @@ from ncbook._metrics_inputs import (
     check_labels,
     infer_num_classes,
 )
-from ncbook.geometry import DegenerateError
 
 __all__ = [
     "WEIGHTINGS",

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ncbook._checks import check_choice, check_float, check_int
-from ncbook.profiles import progress_disabled
+from ncbook._runtime import progress_disabled
 
 METHODS = ("sgd", "adam", "lbfgs")
 

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ncbook._checks import check_float, check_float_list, check_int
+from ncbook._runtime import progress_disabled
 from ncbook.metrics import class_means, numerical_rank
-from ncbook.profiles import progress_disabled
 from ncbook.theory.relu import (
     dufm_dnc_loss,
     dufm_dnc_optimum,
@@ -369,7 +369,7 @@ def dufm_gradient_descent(
     """Full-batch GD (no momentum) from ``model``, the protocol of the spec (Section 3.2).
 
     Hand-written float64 numpy gradients: on one CPU thread this is ~11x faster per step than
-    autograd through ``ncbook.ufm.minimize`` for the paper's sizes (K = 10, d = 30), which makes
+    autograd through ``ncbook.optimize.minimize`` for the paper's sizes (K = 10, d = 30), which makes
     the 10^4-10^5-step runs affordable. If a logged loss is non-finite or above 1e3 times the
     initial one, the run restarts from ``model`` with lr/2, at most ``retries`` times. Judge
     convergence by the loss: at low-rank solutions pre-activations sit on the ReLU kink and the
@@ -654,7 +654,7 @@ def make_relu_head_net(
 
 
 def head_monitor(net: ReLUHeadNet, dnc_loss: float) -> Callable[[], dict[str, float]]:
-    """A ``monitor`` for :func:`ncbook.ufm.minimize`: the head's objective / ``dnc_loss``
+    """A ``monitor`` for :func:`ncbook.optimize.minimize`: the head's objective / ``dnc_loss``
     (``ratio``), the smallest class-mean rank and the largest NC1 over the head's layers, and the
     training accuracy."""
     dnc_loss = check_float("dnc_loss", dnc_loss, low=0.0, low_open=True)

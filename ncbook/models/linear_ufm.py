@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from ncbook import metrics
 from ncbook._checks import check_choice, check_float, check_float_list, check_int
 from ncbook.geometry import DegenerateError, gram_distance, orthogonal_frame, simplex_etf
+from ncbook.optimize import SolverConfig, minimize
 from ncbook.theory.linear import LinearPoint, MSEMinimizer
-from ncbook.ufm.solvers import SolverConfig, minimize
 
 __all__ = [
     "LBFGS",
@@ -305,7 +305,7 @@ def solve(
 
     Start i uses seed ``seed + i`` and init scale ``init_std[i % len(init_std)]`` (several scales
     help for M >= 2, where zero classes and code-rule points are strict local minima).
-    ``config`` picks the solver (:class:`ncbook.ufm.SolverConfig`): ``"sgd"`` with lr 0.1 and
+    ``config`` picks the solver (:class:`ncbook.optimize.SolverConfig`): ``"sgd"`` with lr 0.1 and
     momentum 0.9 is the authors' recipe; the default is float64 L-BFGS. With ``track`` every
     logged step carries :func:`layer_metrics` (pass ``theory`` for the GOF distances).
 

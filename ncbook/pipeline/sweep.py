@@ -49,8 +49,8 @@ import yaml
 from ncbook import __version__
 from ncbook._checks import check_choice, check_float, check_int
 from ncbook._io import write_json
-from ncbook.profiles import PROFILES, progress_disabled, repo_root
-from ncbook.run_notebook import load_parameters
+from ncbook._runtime import PROFILES, progress_disabled, repo_root
+from ncbook.pipeline.run_notebook import load_parameters
 
 __all__ = [
     "EXECUTORS", "Grid", "Resources", "Run", "SweepReport", "collect", "expand_axes", "grid_from_mapping",
@@ -280,7 +280,7 @@ def execute_run(run: Run, folder: Path, root: Path) -> dict[str, Any]:
     """
     import papermill
 
-    from ncbook.run_notebook import execute
+    from ncbook.pipeline.run_notebook import execute
 
     shutil.rmtree(folder, ignore_errors=True)  # the remains of an interrupted attempt
     folder.mkdir(parents=True, exist_ok=True)

@@ -38,17 +38,11 @@ from tqdm import tqdm
 
 from ncbook._checks import check_choice, check_float, check_int
 from ncbook._io import write_csv, write_json
+from ncbook._runtime import progress_disabled, results_dir
 from ncbook.geometry import orthogonal_frame, simplex_etf
-from ncbook.profiles import progress_disabled, results_dir
+from ncbook.models import DeepLinearUFM, classifier_tails, make_deep_linear_ufm, nc1_or_nan
+from ncbook.optimize import SolverConfig, minimize
 from ncbook.theory import CEMinimizer, MSEMinimizer, ce_minimizer, mse_minimizer
-from ncbook.ufm import (
-    DeepLinearUFM,
-    SolverConfig,
-    classifier_tails,
-    make_deep_linear_ufm,
-    minimize,
-    nc1_or_nan,
-)
 
 __all__ = [
     "BALANCED",
@@ -443,4 +437,6 @@ def closest_candidate(table: pd.DataFrame, predicted: pd.DataFrame) -> pd.DataFr
 def _require_columns(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise ValueError(f"`{name}` lacks the column(s) {missing}; pass a table from ncbook.synthetic")
+        raise ValueError(
+            f"`{name}` lacks the column(s) {missing}; pass a table from ncbook.experiments.synthetic"
+        )

@@ -27,9 +27,9 @@ The private modules hold the code: ``_metrics_functional`` (in memory), ``_metri
 
 from __future__ import annotations
 
-from ncbook._metrics_accumulator import METRIC_KEYS, NCAccumulator, NCOptions, nc_metrics
-from ncbook._metrics_collect import TAPS, collect
-from ncbook._metrics_functional import (
+from ncbook.geometry import gram_distance
+from ncbook.metrics.accumulator import METRIC_KEYS, NCAccumulator, NCOptions, nc_metrics
+from ncbook.metrics.functional import (
     WEIGHTINGS,
     cdnv,
     class_means,
@@ -41,7 +41,7 @@ from ncbook._metrics_functional import (
     nc3_self_duality,
     numerical_rank,
 )
-from ncbook.geometry import gram_distance
+from ncbook.metrics.layerwise import TAPS, collect
 
 __all__ = [
     "METRIC_KEYS",
