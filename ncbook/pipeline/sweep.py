@@ -50,7 +50,7 @@ from ncbook import __version__
 from ncbook._checks import check_choice, check_float, check_int
 from ncbook._io import write_json
 from ncbook._runtime import PROFILES, progress_disabled, repo_root
-from ncbook.pipeline.run_notebook import load_parameters
+from ncbook.pipeline.parameters import load_parameters
 
 __all__ = [
     "EXECUTORS", "Grid", "Resources", "Run", "SweepReport", "collect", "expand_axes", "grid_from_mapping",
