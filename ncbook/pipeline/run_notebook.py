@@ -68,7 +68,7 @@ def overrides_key(stem: str, overrides: dict[str, Any]) -> str:
     """``<stem>-<8 hex digits>`` of the overrides: one folder per set of exploratory parameters.
 
     >>> overrides_key("00_overview", {"steps": 10})
-    '00_overview-5d1b5dd5'
+    '00_overview-46eaf362'
     """
     blob = json.dumps(overrides, sort_keys=True, default=repr)
     return f"{stem}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
