@@ -23,6 +23,7 @@ import yaml
 
 from ncbook._io import write_json
 from ncbook.pipeline import cli, sweep
+from ncbook.pipeline import grid as grid_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -56,16 +57,16 @@ def test_explicit_runs_are_added_and_duplicates_dropped(tmp_path):
     assert [run.parameters["seed"] for run in grid.runs] == [0, 1, 7]
 
 
-def test_key_covers_source_parameters_and_version(monkeypatch):
+def test_key_covers_source_parameters_and_code(monkeypatch):
     parameters = {"profile": "smoke", "seed": 0}
     key = sweep.run_key("nb", "a = 1\n", parameters)
-    blob = json.dumps({"source": "a = 1\n", "parameters": parameters, "version": sweep.__version__},
+    blob = json.dumps({"source": "a = 1\n", "parameters": parameters, "code": grid_module.code_hash()},
                       sort_keys=True)
     assert key == f"nb-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
     assert sweep.run_key("nb", "a = 2\n", parameters) != key
     assert sweep.run_key("nb", "a = 1\n", {**parameters, "seed": 1}) != key
     assert sweep.run_key("nb", "a = 1\n", dict(reversed(parameters.items()))) == key
-    monkeypatch.setattr(sweep, "__version__", "9.9.9")
+    monkeypatch.setattr(grid_module, "code_hash", lambda: "other code")
     assert sweep.run_key("nb", "a = 1\n", parameters) != key
 
 

@@ -93,7 +93,7 @@ def plan(notebook: Path, profile: str, overrides: dict[str, Any] | None = None,
     key = overrides_key(stem, differing)
     executed = output_dir or root / "_executed" / profile
     if exploratory:
-        output = (executed if output_dir else executed / "_runs") / f"{key}.ipynb"
+        output = executed / f"{stem}.ipynb" if output_dir else executed / "_runs" / f"{key}.ipynb"
         default_dir = results_base() / profile / "_runs" / key
     else:
         output = executed / f"{stem}.ipynb"
