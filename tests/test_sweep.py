@@ -331,3 +331,73 @@ def test_ray_gives_the_same_results_as_the_local_pool(smoke_sweep, tmp_path):
     local, remote = (frame.drop(columns=timings).sort_values(["run", "table"], kind="stable")
                      .reset_index(drop=True) for frame in (local, remote))
     pd.testing.assert_frame_equal(local, remote)
+
+
+# ------------------------------------------------------------------ faults (issue 15, item 7)
+
+
+@pytest.mark.parametrize("name", ["../..", "a/b", ".hidden", "..", "a\\b"])
+def test_grid_name_that_is_not_a_plain_folder_name_is_rejected(tmp_path, name):
+    with pytest.raises(ValueError, match=r"`name` names a folder and must be a plain name"):
+        sweep.grid_from_mapping({"name": name, "notebook": OVERVIEW, "parameters": {"seed": 0}},
+                                name="g", root=ROOT)
+
+
+def test_grid_out_with_dotdot_is_rejected():
+    with pytest.raises(ValueError, match=r"`out` must stay inside the checkout"):
+        sweep.grid_from_mapping({"notebook": OVERVIEW, "parameters": {"seed": 0}, "out": "../../x"},
+                                name="g", root=ROOT)
+
+
+def test_second_sweep_on_the_same_folder_is_refused(tmp_path):
+    grid = sweep.grid_from_mapping({"notebook": OVERVIEW, "parameters": {"seed": 0}}, name="g",
+                                   root=ROOT, out=tmp_path / "out")
+    holder = sweep._lock(grid.out)
+    try:
+        with pytest.raises(ValueError, match=r"another sweep \(pid \d+\) is running on"):
+            sweep.run_sweep(grid, jobs=1)
+    finally:
+        holder.close()
+
+
+def test_unwritable_out_gives_the_reason(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    grid = sweep.grid_from_mapping({"notebook": OVERVIEW, "parameters": {"seed": 0}}, name="g",
+                                   root=ROOT, out=blocker / "out")
+    with pytest.raises(ValueError, match=r"cannot write to the sweep folder .*a-file/out: Not a directory"):
+        sweep.run_sweep(grid, jobs=1)
+
+
+def test_damaged_run_record_is_named_and_rerun(tmp_path, capsys):
+    folder = tmp_path / "nb-0123"
+    folder.mkdir()
+    (folder / "run.json").write_text('{"status": "do')
+    with pytest.raises(ValueError, match=r"nb-0123/run.json is damaged .*delete .*nb-0123 to run it again"):
+        sweep.read_record(folder)
+    assert sweep.run_status(folder) == "pending"
+    assert "nb-0123/run.json is damaged" in capsys.readouterr().err
+
+
+def test_collect_refuses_a_record_pointing_outside_the_sweep(tmp_path):
+    folder = tmp_path / "sweep" / "nb-0123"
+    write_json(folder / "run.json", {"status": "done", "key": "nb-0123", "notebook": "notebooks/x.py",
+                                     "profile": "../../../etc", "parameters": {}, "wall_s": 1.0})
+    with pytest.raises(ValueError, match=r"points outside its run folder"):
+        sweep.collect(tmp_path / "sweep")
+
+
+def test_a_dead_worker_is_reported_with_its_error(tmp_path, monkeypatch):
+    from ncbook.pipeline import executors
+
+    grid = sweep.grid_from_mapping({"notebook": OVERVIEW, "parameters": {"seed": 0}}, name="g",
+                                   root=ROOT, out=tmp_path / "out")
+
+    def dying_pool(runs, grid, jobs, on_result):
+        for run in runs:
+            on_result(run, executors.died(MemoryError("out of memory\nmore")))
+
+    monkeypatch.setattr(sweep, "_run_local", dying_pool)
+    report = sweep.run_sweep(grid, jobs=1)
+    assert report.count("pending") == 1
+    assert list(report.errors.values()) == ["worker died: MemoryError: out of memory"]
