@@ -276,6 +276,8 @@ def parser(prog: str = "python -m ncbook.run_notebook") -> argparse.ArgumentPars
                          metavar=("NAME", "VALUE"),
                          help="override a parameter of the notebook's parameters cell (VALUE is YAML: "
                               "10, 0.5, [1, 2], cpu); makes the run exploratory; repeatable")
+    command.add_argument("--dry-run", action="store_true",
+                         help="check the parameters and print where the run would go; run nothing")
     command.add_argument("--output-dir", type=Path, default=None,
                          help="folder for the executed notebook (default: _executed/<profile>/)")
     return command
@@ -294,6 +296,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m ncbook.run_notebo
             status = 1
             continue
         try:
+            if args.dry_run:
+                run = plan(notebook, args.profile, overrides, args.output_dir)
+                kind = "exploratory (not strict)" if run.exploratory else f"{run.profile} (strict)"
+                print(f"{notebook}: {kind} run -> {run.output}; results in {run.run_dir}; "
+                      f"parameters {run.parameters}")
+                continue
             execute(notebook, args.profile, overrides, args.output_dir)
         except (ValueError, RunFailed) as error:
             print(f"{notebook}: FAILED: {error}", file=sys.stderr)
