@@ -77,7 +77,8 @@ def find_chapter(stem: str, profile: str, root: Path) -> Chapter | None:
         folder = root / "results" / used / stem
         record = _read_json(folder / "provenance.json") if (folder / "provenance.json").is_file() else None
         ran = (_read_json(notebook).get("metadata", {}).get("ncbook") or {}).get("run_id")
-        if record is None or not (folder / "claims.json").is_file() or record.get("run_id") != ran:
+        claims = _read_json(folder / "claims.json") if (folder / "claims.json").is_file() else None
+        if not isinstance(claims, list) or record is None or record.get("run_id") != ran:
             raise ValueError(f"{notebook} has no matching claims.json and provenance.json in {folder} "
                              f"(an interrupted or older run); rerun it: ncbook run notebooks/{stem}.py "
                              f"--profile {used}")
