@@ -104,14 +104,14 @@ def copy_executed(chapters: list[Chapter], root: Path) -> None:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     for chapter in chapters:
-        node = nbformat.read(chapter.notebook, as_version=4)
+        node = nbformat.read(str(chapter.notebook), as_version=4)
         node.cells = [cell for cell in node.cells
                       if PROVENANCE_TAG not in cell.metadata.get("tags", [])
                       and "injected-parameters" not in cell.metadata.get("tags", [])]
         note = nbformat.v4.new_markdown_cell(provenance.banner_markdown(chapter.record, list(chapter.stale)))
         note.metadata["tags"] = [PROVENANCE_TAG]
         node.cells.insert(1, note)
-        nbformat.write(node, target / f"{chapter.stem}.ipynb")
+        nbformat.write(node, str(target / f"{chapter.stem}.ipynb"))
 
 
 def copy_mathjax(root: Path) -> None:

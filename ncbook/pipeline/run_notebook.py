@@ -142,7 +142,7 @@ def _check_complete(output: Path, stage: Path, run_id: str, started: float) -> N
     """Raise ``RunFailed`` unless every code cell ran and this run wrote the claims file."""
     import nbformat
 
-    node = nbformat.read(output, as_version=4)
+    node = nbformat.read(str(output), as_version=4)
     skipped = [i for i, cell in enumerate(node.cells)
                if cell.cell_type == "code" and cell.source.strip() and cell.get("execution_count") is None]
     if skipped:
@@ -245,14 +245,14 @@ def _finish_notebook(path: Path, record: dict[str, Any]) -> None:
     collapsed provenance note under the title."""
     import nbformat
 
-    node = nbformat.read(path, as_version=4)
+    node = nbformat.read(str(path), as_version=4)
     node.cells = [cell for cell in node.cells
                   if "injected-parameters" not in cell.metadata.get("tags", [])]
     node.metadata["ncbook"] = record
     note = nbformat.v4.new_markdown_cell(provenance.banner_markdown(record))
     note.metadata["tags"] = ["ncbook-provenance"]
     node.cells.insert(1, note)
-    nbformat.write(node, path)
+    nbformat.write(node, str(path))
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
