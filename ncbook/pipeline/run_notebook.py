@@ -62,6 +62,7 @@ class RunPlan:
     strict: bool  # a failed claim fails the run
     run_dir: Path  # the results folder this run replaces when it succeeds
     output: Path  # the executed notebook's final name
+    scratch: Path  # where the run writes before it is published, and a failed run's results stay
 
 
 def overrides_key(stem: str, overrides: dict[str, Any]) -> str:
@@ -98,8 +99,10 @@ def plan(notebook: Path, profile: str, overrides: dict[str, Any] | None = None,
     else:
         output = executed / f"{stem}.ipynb"
         default_dir = results_base() / profile / stem
+    run_dir = Path(run_dir or default_dir)
+    scratch = run_dir.parent / "_scratch" if run_dir != default_dir else results_base() / profile / "_scratch"
     return RunPlan(stem, profile, {**stored, **overrides, "profile": profile}, differing, exploratory,
-                   (not exploratory) if strict is None else strict, Path(run_dir or default_dir), output)
+                   (not exploratory) if strict is None else strict, run_dir, output, scratch)
 
 
 @contextlib.contextmanager
@@ -120,7 +123,7 @@ def environment(**values: str) -> Iterator[None]:
 def _stage(run: RunPlan, run_id: str) -> Path:
     """A scratch copy of the run's results folder without its claims, provenance and notebook:
     caches a notebook keeps there carry over, and whatever claims appear were written by this run."""
-    stage = run.run_dir.parent / "_scratch" / f"{run.run_dir.name}-{run_id[:8]}"
+    stage = run.scratch / f"{run.run_dir.name}-{run_id[:8]}"
     shutil.rmtree(stage, ignore_errors=True)
     if run.run_dir.is_dir():
         shutil.copytree(run.run_dir, stage, ignore=shutil.ignore_patterns(

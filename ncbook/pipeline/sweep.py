@@ -15,7 +15,7 @@ cell does not assign, is a ``ValueError``. A list-valued parameter is written as
 (``counts: [[200, 100, 50, 50]]``).
 
 Each run lives in ``<out>/<stem>-<hash>/``, the hash taken over the notebook's source, its parameters
-(``params/<profile>.yml`` overlaid with the grid's) and the ncbook version. The folder holds the
+(``params/<profile>.yml`` overlaid with the grid's) and the ncbook code (a content hash). The folder holds the
 notebook source it ran, the executed notebook, the run's results (``NCBOOK_RESULTS`` points there, so
 they land in ``<profile>/<stem>/``), a log and ``run.json`` (status, parameters, error line, wall
 time; written atomically). Runs whose ``run.json`` says done or failed are skipped, so an interrupted
