@@ -34,7 +34,8 @@ def test_notebook_shape(path):
     for cell in code:
         assert not DEFINITION.search(cell.source), f"{path.name}: move def/class into ncbook"
     assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("# ")
-    assert "ledger.assert_all()" in code[-1].source, f"{path.name}: last cell must assert the ledger"
+    assert "ledger.assert_all()" in code[-1].source or "nb.finish()" in code[-1].source, \
+        f"{path.name}: the last cell must finish the claims (nb.finish() or ledger.assert_all())"
 
 
 @pytest.mark.slow
@@ -42,7 +43,12 @@ def test_notebook_shape(path):
 def test_notebook_executes_and_its_claims_pass(path, executed_notebooks: MakeRun):
     executed = ROOT / "_executed" / "smoke" / f"{path.stem}.ipynb"
     assert executed.is_file(), f"{path.name} did not execute:\n{executed_notebooks.output[-4000:]}"
-    cells = json.loads(executed.read_text())["cells"]
+    node = json.loads(executed.read_text())
+    cells = node["cells"]
+    assert not [c for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    assert "".join(cells[1]["source"]).startswith("```{admonition} Run: smoke · ")
+    record = json.loads((ROOT / "results" / "smoke" / path.stem / "provenance.json").read_text())
+    assert record["run_id"] == node["metadata"]["ncbook"]["run_id"]
     errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, f"{path.name}: {errors[0]['ename']}: {errors[0]['evalue']}"
     ledger = ROOT / "results" / "smoke" / path.stem / "claims.json"
