@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from ncbook._checks import check_choice
+from ncbook._io import FILE_MODE
 from ncbook._runtime import PROFILES, code_hash, repo_root
 
 FORMAT = 2  # checkpoint layout version: 2 adds the code hash and the digest of the state
@@ -61,6 +62,7 @@ def save(path: Path, run_identity: dict[str, Any], state: dict[str, Any]) -> Non
     os.close(fd)
     try:
         torch.save(envelope, tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

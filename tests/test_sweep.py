@@ -401,3 +401,8 @@ def test_a_dead_worker_is_reported_with_its_error(tmp_path, monkeypatch):
     report = sweep.run_sweep(grid, jobs=1)
     assert report.count("pending") == 1
     assert list(report.errors.values()) == ["worker died: MemoryError: out of memory"]
+
+
+def test_tables_are_world_readable(tmp_path):
+    path = sweep.write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+    assert path.stat().st_mode & 0o777 == 0o644

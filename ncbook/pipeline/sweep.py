@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 
 from ncbook._checks import check_choice, check_int
+from ncbook._io import FILE_MODE
 from ncbook._runtime import progress_disabled
 from ncbook.pipeline.executors import EXECUTORS, _run_local, _run_ray, _visible_gpus, gpu_slots
 from ncbook.pipeline.grid import (
@@ -227,6 +228,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
             frame.to_csv(scratch, index=False)
         else:
             frame.to_parquet(scratch, index=False)
+        os.chmod(scratch, FILE_MODE)
         os.replace(scratch, path)
     except BaseException:
         Path(scratch).unlink(missing_ok=True)
