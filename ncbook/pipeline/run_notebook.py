@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -175,6 +176,8 @@ def execute(notebook: Path, profile: str, overrides: dict[str, Any] | None = Non
     import jupytext
     import papermill
 
+    # Papermill's own guess at the parameters cell trips on `=` in comments; names are checked here.
+    logging.getLogger("papermill.translators").setLevel(logging.ERROR)
     root = repo_root()
     run = plan(notebook, profile, overrides, output_dir, run_dir, strict, root)
     run.output.parent.mkdir(parents=True, exist_ok=True)
