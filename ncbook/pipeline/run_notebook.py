@@ -136,6 +136,7 @@ def _stage(run: RunPlan, run_id: str) -> Path:
 def _publish(stage: Path, final: Path) -> None:
     """Put ``stage`` in place of ``final`` (two renames; the old folder is removed afterwards)."""
     old = stage.with_name(stage.name + "-old")
+    final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():
         final.replace(old)
     stage.replace(final)
