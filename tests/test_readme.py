@@ -27,7 +27,7 @@ BIN = Path(sys.executable).parent
 # Commands that execute notebooks take longer than 20 s; jupytext goes with the papermill command that
 # reads its output.
 SLOW = ("ncbook run notebooks", "jupytext ", "papermill ", "ncbook sweep sweeps/smoke", "ncbook collect")
-LEFTOVERS = (ROOT / "out.ipynb", ROOT / "notebooks" / "00_overview.ipynb")
+LEFTOVERS = (ROOT / "out.ipynb", ROOT / "notebooks" / "00_overview.ipynb", ROOT / "smoke.csv")
 
 
 def commands(document: str) -> list[str]:
@@ -78,7 +78,7 @@ def test_command_runs_as_written(document, command, tmp_path):
 
 @pytest.fixture(autouse=True, scope="module")
 def _remove_leftovers():
-    """The papermill example writes next to the notebooks; those files go when the module ends."""
+    """The papermill and collect examples write into the checkout; those files go when the module ends."""
     yield
     for leftover in LEFTOVERS:
         leftover.unlink(missing_ok=True)
