@@ -628,7 +628,8 @@ def test_empty_batch_is_a_no_op() -> None:
 
 @pytest.mark.parametrize("d", [7, 256, 300, 515])
 def test_blocked_symmetric_gram_equals_gemm(d: int) -> None:
-    from ncbook.metrics.moments import _add_gram, _symmetric
+    from ncbook.metrics.gram import add_gram as _add_gram
+    from ncbook.metrics.gram import symmetric as _symmetric
 
     r = torch.randn(50, d, dtype=torch.float64)
     gram = torch.zeros(d, d, dtype=torch.float64)
