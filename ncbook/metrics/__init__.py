@@ -6,6 +6,8 @@ Which entry point:
 * ``NCAccumulator(K)``: ``update`` batches (CPU/CUDA, any order), ``merge`` workers, ``compute``
   every metric (``METRIC_KEYS``: NC1, CDNV, NC2 equinorm/equiangle and ETF/OF/GOF distances,
   NC3, NC4, ranks); ``nc_metrics(features, labels)`` is its in-memory functional twin.
+* ``NCMetric(K, d)``: the same metrics as a ``torchmetrics.Metric`` whose sum-reducible states
+  sync in DDP / Lightning (imported on first use, so ``import ncbook`` does not load torchmetrics).
 * ``collect(model, loader, layers, K)``: one accumulator per tapped layer of any ``nn.Module``.
 * Building blocks: ``class_means``, ``cdnv``, ``nc2_equinorm``, ``nc2_equiangle``,
   ``nc2_maxangle``, ``nc3_self_duality``, ``numerical_rank``, ``gram_distance`` (and the ETF, OF
@@ -15,8 +17,10 @@ Conventions (default first; Papyan, Han, Donoho, PNAS 2020, and paper A's code):
 sample-weighted | class-averaged (``weighting``); Sigma_B around the global mean | raw means
 (``center``); NC1 divided by K | not (``divide_by_k``); Sigma_B^+ truncated at the known rank,
 never at a default cutoff; ``rank`` counts singular values above 1e-3 s_max (paper B).
-The private modules hold the code: ``_metrics_functional`` (in memory), ``_metrics_accumulator``
-(streaming), ``_metrics_collect`` (forward hooks).
+The modules: ``functional`` (in memory), ``moments`` (shifted, scaled, sum-reducible streaming
+moments; ``gram`` its blocked syrk), ``report`` (every metric from the moments), ``accumulator``
+(``NCAccumulator``, ``nc_metrics``), ``torchmetric`` (``NCMetric``), ``layerwise`` (forward hooks).
+Used in chapters 11-15 (``nc3_self_duality``), 21-24 and 42 (through ``ncbook.train``).
 
 >>> import torch
 >>> etf = torch.eye(3) - 1 / 3  # three class means forming a simplex ETF, two samples each
@@ -26,6 +30,8 @@ The private modules hold the code: ``_metrics_functional`` (in memory), ``_metri
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from ncbook.geometry import gram_distance
 from ncbook.metrics.accumulator import METRIC_KEYS, NCAccumulator, NCOptions, nc_metrics
@@ -46,6 +52,7 @@ from ncbook.metrics.layerwise import TAPS, collect
 __all__ = [
     "METRIC_KEYS",
     "NCAccumulator",
+    "NCMetric",
     "NCOptions",
     "TAPS",
     "collect",
@@ -62,3 +69,11 @@ __all__ = [
     "nc3_self_duality",
     "numerical_rank",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NCMetric":  # torchmetrics is imported only by those who use it
+        from ncbook.metrics.torchmetric import NCMetric
+
+        return NCMetric
+    raise AttributeError(f"module 'ncbook.metrics' has no attribute {name!r}")
