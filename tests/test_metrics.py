@@ -104,6 +104,7 @@ DATASETS = {
     "imbalanced": dict(counts=[150, 80, 40, 20, 10], d=12),
     "adversarial": dict(counts=[150, 80, 40, 20, 10], d=12, offset=50.0, spread=1e-3),
     "wide": dict(counts=[30, 20, 10], d=40),  # d > N/K: Sigma_W is singular, Sigma_B rank K-1
+    "many_classes": dict(counts=[20] * 8, d=6),  # r = 6 > 0.6 d: nc1 sums S_W by a syrk
 }
 
 
