@@ -2,7 +2,8 @@
 
 Which entry point:
 
-* ``nc1(features, labels)``: NC1 of in-memory features, exact, O(N d K) (two passes, no d x d).
+* ``nc1(features, labels)``: NC1 of in-memory features, exact (float64), two passes, O(N d K) for
+  K - 1 <= 0.6 d (a projection), else a float64 syrk of S_W; buffers reused, memory flat in N.
 * ``NCAccumulator(K)``: ``update`` batches (CPU/CUDA, any order), ``merge`` workers, ``compute``
   every metric (``METRIC_KEYS``: NC1, CDNV, NC2 equinorm/equiangle and ETF/OF/GOF distances,
   NC3, NC4, ranks); ``nc_metrics(features, labels)`` is its in-memory functional twin.
@@ -20,7 +21,8 @@ never at a default cutoff; ``rank`` counts singular values above 1e-3 s_max (pap
 The modules: ``functional`` (in memory), ``moments`` (shifted, scaled, sum-reducible streaming
 moments; ``gram`` its blocked syrk), ``report`` (every metric from the moments), ``accumulator``
 (``NCAccumulator``, ``nc_metrics``), ``torchmetric`` (``NCMetric``), ``layerwise`` (forward hooks).
-Used in chapters 11-15 (``nc3_self_duality``), 21-24 and 42 (through ``ncbook.train``).
+Used in chapters 11-15 and 31 (``nc1``, ``nc3_self_duality``, through ``ncbook.models``), 21-22
+(``ncbook.experiments.synthetic``), 23, 24 and 33 (the accumulator, through ``ncbook.train``).
 
 >>> import torch
 >>> etf = torch.eye(3) - 1 / 3  # three class means forming a simplex ETF, two samples each

@@ -1,5 +1,5 @@
 """``NCAccumulator`` (update / merge / compute) and ``nc_metrics``: exact streaming NC statistics
-with memory independent of N (used in chapters 21-24 and 42 through ``ncbook.train.evaluate``).
+with memory independent of N (used in chapters 23, 24 and 33 through ``ncbook.train``).
 
 S_W = sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T is accumulated as shifted, scaled moments whose
 sum over batches, workers or processes is a plain sum (``ncbook.metrics.moments``); ``compute``

@@ -1,5 +1,5 @@
 """Functional NC metrics: exact, in-memory, float64; the accumulator's ``compute`` uses the same
-pure functions on its streamed statistics.
+pure functions on its streamed statistics (used in chapters 11-15, 21-24 and 31-33).
 
 Notation (Papyan, Han, Donoho, PNAS 2020): class means mu_k (K, d), class counts n_k, N = sum n_k,
 global mean mu_G (sample-weighted by default), within-class covariance

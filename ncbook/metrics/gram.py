@@ -1,5 +1,5 @@
 """R^T R accumulated as a blocked syrk (upper block rows only), for ``moments`` and ``nc1``
-(used in chapters 21-24 and 42 through the accumulator).
+(used in chapters 23, 24 and 33 through the accumulator).
 
 On CPU, torch exposes no syrk; computing the block rows [a, b) x [a, d) of R^T R and reading the
 upper triangle saves (n - 1) / (2 n) of a GEMM's flops for n blocks.

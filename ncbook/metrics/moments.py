@@ -1,5 +1,5 @@
 """Shifted, scaled, sum-reducible class moments: the arithmetic behind ``NCAccumulator`` and
-``NCMetric`` (used in chapters 21-24 and 42 through ``ncbook.train.evaluate``).
+``NCMetric`` (used in chapters 23, 24 and 33 through ``ncbook.train``).
 
 For features h_i with labels y_i, a power-of-two scale 2^e and a per-class shift c_k (the first
 batch's class mean, rounded to the GEMM dtype), the state is, in float64,

@@ -1,5 +1,5 @@
 """Every NC metric from centred class moments (counts, means, within-class scatter, spreads): the
-``compute`` step shared by ``NCAccumulator``, ``NCMetric`` and ``nc_metrics`` (chapters 21-24, 42).
+``compute`` step shared by ``NCAccumulator``, ``NCMetric`` and ``nc_metrics`` (chapters 23, 24, 33).
 
 NC1 = Tr(Sigma_W Sigma_B^+)/K with Sigma_W = S_W / N; the Gram distances are
 ||G/||G||_F - T/||T||_F||_F. The moments may carry a common power-of-two scale (see
