@@ -747,3 +747,22 @@ def test_tiny_features_regression(dtype, power) -> None:
         reference.update(xb, yb)
     assert acc.compute()["nc1"] == reference.compute()["nc1"]
     assert abs(acc.compute()["nc1"] - expected) <= nc1_tolerance(x, y, 5, reference)
+
+
+def test_a_much_larger_later_batch_rescales_the_state() -> None:
+    """Classes 0-1 first at scale 1 (state scale 2^-e from them), then classes 2-4 at 2^50: the
+    state is rescaled (exactly) before the large rows can overflow, and nothing is lost."""
+    x, y = make_data(**DATASETS["imbalanced"], dtype=np.float64)
+    x = np.where((y >= 2)[:, None], x * 2.0**50, x)
+    order = np.argsort(y, kind="stable")
+    acc = ncm.NCAccumulator(5, gemm_dtype=torch.float64)
+    for xb, yb in batches(x[order], y[order], 50):
+        acc.update(xb, yb)
+    assert int(acc.exponent) < -50  # rescaled to the large rows
+    shuffled = ncm.NCAccumulator(5, gemm_dtype=torch.float64)  # large rows first: never rescaled
+    shuffled.update(x[order[::-1]], y[order[::-1]])
+    # (the metrics are ill-posed here: class distances span 2^50, so compare the moments)
+    np.testing.assert_allclose(acc.class_means().numpy(), shuffled.class_means().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        acc.within_covariance().numpy(), shuffled.within_covariance().numpy(), rtol=1e-9, atol=1e-6
+    )
