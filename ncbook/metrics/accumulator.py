@@ -207,20 +207,23 @@ class NCAccumulator:
             self.ncc_mismatch += int((z.to(x.device).argmax(1) != decision).sum())
 
     def class_means(self) -> torch.Tensor:
-        """mu_k, (K, d) float64 (a copy). Raises if a class has no sample."""
-        counts, means, _, _, exponent = self._moments()
-        return means * 2.0**-exponent
+        """mu_k, (K, d) float64 on the CPU (a copy). Raises if a class has no sample."""
+        self._check_ready()
+        return moments.class_means(self).to("cpu") * 2.0 ** -int(self.exponent)
 
     def within_covariance(self) -> torch.Tensor:
-        """Sigma_W = S_W / N, (d, d) float64 (underflows for features below about 1e-154)."""
+        """Sigma_W = S_W / N, (d, d) float64 on the CPU (underflows for features below about 1e-154)."""
         counts, _, scatter, _, exponent = self._moments()
         return scatter / counts.sum() * 2.0 ** (-2 * exponent)
 
-    def _moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    def _check_ready(self) -> None:
         if self.dim is None:
             raise ValueError("the accumulator has seen no data; call `update` first")
         self._flush()
         check_counts(self.counts)
+
+    def _moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        self._check_ready()
         return tuple(t.to("cpu") if isinstance(t, torch.Tensor) else t for t in moments.centred(self))
 
     def compute(

@@ -32,6 +32,7 @@ __all__ = [
     "RowBuffer",
     "add_state",
     "centred",
+    "class_means",
     "empty_state",
     "exponent_of",
     "flush",
@@ -110,7 +111,8 @@ def flush(state: Any, buffer: RowBuffer) -> None:
     if bool(new.any()):  # first sighting: shift by this block's class mean, rounded to the GEMM dtype
         # (float64 sums, once per class: a collapsed class then gets its exact point as shift)
         first = torch.zeros(len(n_b), r.shape[1], dtype=torch.float64, device=r.device)
-        first.index_add_(0, y, r.to(torch.float64))
+        for start in range(0, len(y), _SUB_ROWS):  # small float64 copies, not one of the whole block
+            first.index_add_(0, y[start : start + _SUB_ROWS], r[start : start + _SUB_ROWS].to(torch.float64))
         mean = (first / n_b.clamp(min=1)[:, None]).to(r.dtype).to(torch.float64)
         state.shift[new] = mean[new]
     shift = state.shift.to(r.dtype)  # exactly state.shift: it was rounded to this dtype when set
@@ -174,6 +176,12 @@ def add_state(state: Any, other: Any) -> None:
     state.sums += other.sums
     state.gram += other.gram
     state.sq += other.sq
+
+
+def class_means(state: Any) -> torch.Tensor:
+    """mu_k at scale 2^e, (K, d): c_k + s_k / n_k (O(K d), no second moment)."""
+    n = state.counts
+    return state.shift + state.sums * torch.where(n > 0, 1 / n.clamp(min=1), 0.0)[:, None]
 
 
 def centred(state: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
