@@ -263,7 +263,8 @@ def multi_start(make_model: Callable[[int], Any], starts: int, **minimize_kwargs
     starts = check_int("starts", starts, low=1)
     description = minimize_kwargs.pop("description", "start")
     return MultiStart(tuple(
-        minimize(make_model(i), description=f"{description} {i + 1}", **minimize_kwargs) for i in range(starts)
+        minimize(make_model(i), description=f"{description} {i + 1}",
+                 **minimize_kwargs) for i in range(starts)
     ))
 
 

@@ -167,7 +167,8 @@ def test_predictions_match_the_spec_for_the_authors_imbalanced_runs(depth, w_of,
     assert _prediction(frame, "nc3_of") == pytest.approx(wh_of, abs=1e-6)
     assert _prediction(frame, "loss", layer=0) == pytest.approx(loss, rel=1e-10)
     assert [_prediction(frame, "w_norm_sq", k=k) for k in range(4)] == pytest.approx(w_norm_sq, rel=1e-6)
-    for metric in ("nc1", "nc2_pred_w", "nc2_pred", "nc3_pred_sub", "nc3_pred"):  # the minimizer is its own GOF
+    for metric in ("nc1", "nc2_pred_w", "nc2_pred", "nc3_pred_sub",
+                   "nc3_pred"):  # the minimizer is its own GOF
         assert all(abs(_prediction(frame, metric, layer=m)) < 1e-12 for m in range(1, depth + 1))
 
 

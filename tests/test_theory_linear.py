@@ -165,7 +165,8 @@ def test_code_rule_keeps_window_classes_and_agrees_elsewhere() -> None:
     assert window.active.tolist() == [True, False, False, False]
     assert code.active.tolist() == [True, True, False, False]
     assert beta_star(2) < code.beta[1] <= phi_max(2)
-    same = [mse_minimizer([40, 20, 10, 5], 3, lambda_W=0.02, lambda_H=0.02, rule=r).loss for r in ("global", "code")]
+    same = [mse_minimizer([40, 20, 10, 5], 3, lambda_W=0.02, lambda_H=0.02, rule=r).loss for r in ("global",
+                                                                                                   "code")]
     assert same[0] == same[1]
 
 
@@ -253,7 +254,8 @@ def test_ce_small_lambda_order_follows_the_leading_term() -> None:
     for k, depth in [(4, 1), (4, 2), (6, 1), (6, 2), (4, 3), (8, 2)]:
         p = 2 / (depth + 1)
         wins = 2 ** (p - 1) < 1 - 1 / k
-        etf, orth = (ce_minimizer(5, k, depth, lambda_W=1e-7, lambda_H=1e-7, geometry=g).loss for g in ("etf", "orthoplex"))
+        etf, orth = (ce_minimizer(5, k, depth, lambda_W=1e-7, lambda_H=1e-7,
+                                  geometry=g).loss for g in ("etf", "orthoplex"))
         assert (orth < etf) == wins, (k, depth)
 
 
@@ -274,26 +276,33 @@ def test_ce_zero_is_the_minimum_at_large_lambda() -> None:
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: mse_minimizer([3, 0, 2], 1, lambda_W=0.1, lambda_H=0.1), r"`n_per_class\[1\]` must be an integer >= 1"),
+        (lambda: mse_minimizer([3, 0, 2], 1, lambda_W=0.1, lambda_H=0.1),
+         r"`n_per_class\[1\]` must be an integer >= 1"),
         (lambda: mse_minimizer([3], 1, lambda_W=0.1, lambda_H=0.1), "at least 2 classes"),
         (lambda: mse_minimizer("abc", 1, lambda_W=0.1, lambda_H=0.1), "sequence of class sizes"),
-        (lambda: mse_minimizer([3, 2], 0, lambda_W=0.1, lambda_H=0.1), "`depth` must be an integer >= 1, got 0"),
+        (lambda: mse_minimizer([3, 2], 0, lambda_W=0.1, lambda_H=0.1),
+         "`depth` must be an integer >= 1, got 0"),
         (lambda: mse_minimizer([3, 2], 1, lambda_W=-0.1, lambda_H=0.1), "`lambda_W` must be a number > 0"),
-        (lambda: mse_minimizer([3, 2], 2, lambda_W=(0.1, 0.0), lambda_H=0.1), r"`lambda_W\[1\]` must be a number > 0"),
+        (lambda: mse_minimizer([3, 2], 2, lambda_W=(0.1, 0.0), lambda_H=0.1),
+         r"`lambda_W\[1\]` must be a number > 0"),
         (lambda: mse_minimizer([3, 2], 2, lambda_W=(0.1,) * 3, lambda_H=0.1), "a number or 2 numbers"),
         (lambda: mse_minimizer([3, 2], 1, lambda_W=0.1, lambda_H=0.0), "`lambda_H` must be a number > 0"),
         (lambda: mse_minimizer([3, 2], 2, lambda_W=0.1, lambda_H=0.1, widths=[3]), "one entry per layer"),
-        (lambda: mse_minimizer([3, 2], 1, lambda_W=0.1, lambda_H=0.1, widths=0), "`widths` must be an integer >= 1"),
+        (lambda: mse_minimizer([3, 2], 1, lambda_W=0.1, lambda_H=0.1, widths=0),
+         "`widths` must be an integer >= 1"),
         (lambda: mse_minimizer([3, 2], 1, lambda_W=0.1, lambda_H=0.1, rule="paper"), "`rule` must be one of"),
         (
             lambda: mse_minimizer([3, 2], 2, lambda_W=0.1, lambda_H=0.1).layer_h_gram(3),
             r"`layer` must be an integer in \[1, 2\]",
         ),
-        (lambda: ce_minimizer(5, 3, 1, lambda_W=0.1, lambda_H=0.1, geometry="orthoplex"), "even `num_classes`"),
+        (lambda: ce_minimizer(5, 3, 1, lambda_W=0.1, lambda_H=0.1, geometry="orthoplex"),
+         "even `num_classes`"),
         (lambda: ce_minimizer(5, 4, 1, lambda_W=0.1, lambda_H=0.1, widths=2), "widths >= 3"),
         (lambda: ce_minimizer(0, 4, 1, lambda_W=0.1, lambda_H=0.1), "`n` must be an integer >= 1"),
-        (lambda: ce_scalar_loss(1.0, 5, 4, 1, lambda_W=0.1, lambda_H=0.1, geometry="cube"), "`geometry` must be one of"),
-        (lambda: ce_scalar_loss(1.0, 5, 1, 1, lambda_W=0.1, lambda_H=0.1), "`num_classes` must be an integer >= 2"),
+        (lambda: ce_scalar_loss(1.0, 5, 4, 1, lambda_W=0.1, lambda_H=0.1, geometry="cube"),
+         "`geometry` must be one of"),
+        (lambda: ce_scalar_loss(1.0, 5, 1, 1, lambda_W=0.1, lambda_H=0.1),
+         "`num_classes` must be an integer >= 2"),
         (lambda: phi(1.0, 0), "`depth` must be an integer >= 1"),
     ],
 )
@@ -317,8 +326,10 @@ def test_collapse_thresholds_bracket_the_switch_of_each_rule() -> None:
         table = collapse_thresholds(counts, depth)
         for row in table.itertuples():
             for rule, lam in (("global", row.lambda_global), ("code", row.lambda_code)):
-                before = mse_minimizer(counts, depth, lambda_W=lam * (1 - 1e-6), lambda_H=lam * (1 - 1e-6), rule=rule)
-                after = mse_minimizer(counts, depth, lambda_W=lam * (1 + 1e-6), lambda_H=lam * (1 + 1e-6), rule=rule)
+                before = mse_minimizer(counts, depth, lambda_W=lam * (1 - 1e-6), lambda_H=lam * (1 - 1e-6),
+                                       rule=rule)
+                after = mse_minimizer(counts, depth, lambda_W=lam * (1 + 1e-6), lambda_H=lam * (1 + 1e-6),
+                                      rule=rule)
                 assert before.active[row._1] and not after.active[row._1], (depth, rule, row)
         # The window is empty for M = 1 and opens for M >= 2 (beta* < phi_max).
         widths = table["lambda_code"] / table["lambda_global"]

@@ -58,7 +58,8 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
 def assert_matches_closed_form(case: tuple, starts: int, scales: tuple[float, ...] = (0.5,)) -> None:
     counts, depth, lam_w, lam_h, bias, widths = case
     theory = mse_minimizer(counts, depth, lambda_W=lam_w, lambda_H=lam_h, bias=bias, widths=widths)
-    result = solve(UFMSpec(counts, depth, widths, lambda_W=lam_w, lambda_H=lam_h, bias=bias), starts=starts, init_std=scales, track=False)
+    result = solve(UFMSpec(counts, depth, widths, lambda_W=lam_w, lambda_H=lam_h, bias=bias), starts=starts,
+                   init_std=scales, track=False)
     assert min(result.final_losses) >= theory.loss * (1 - 1e-12)  # never below the closed form
     assert result.loss == pytest.approx(theory.loss, rel=1e-9)
     got = measured(result.model)
@@ -128,15 +129,18 @@ def test_window_points_are_strict_local_minima(rule: str) -> None:
 
 def test_solve_reaches_spec_window_value_and_code_point_is_higher() -> None:
     # Spec 2.5, M = 2, lambda = 0.04: global 0.4190671084 < code-rule point 0.4216311318.
-    result = solve(UFMSpec([40, 20, 10, 5], 2, 6, lambda_W=0.04, lambda_H=0.04), starts=3, init_std=0.5, track=False)
+    result = solve(UFMSpec([40, 20, 10, 5], 2, 6, lambda_W=0.04, lambda_H=0.04), starts=3, init_std=0.5,
+                   track=False)
     assert result.loss == pytest.approx(0.4190671084, abs=1e-10)
-    assert mse_minimizer([40, 20, 10, 5], 2, lambda_W=0.04, lambda_H=0.04, rule="code").loss > result.loss + 2e-3
+    assert mse_minimizer([40, 20, 10, 5], 2, lambda_W=0.04, lambda_H=0.04,
+                         rule="code").loss > result.loss + 2e-3
 
 
 def test_ce_m1_lbfgs_reaches_etf() -> None:
     # Section 2.3: for M = 1 the simplex ETF is the global minimizer (K = 4, n = 10).
     etf = ce_minimizer(10, 4, 1, lambda_W=5e-3, lambda_H=5e-3)
-    result = solve(UFMSpec([10] * 4, 1, 5, lambda_W=5e-3, lambda_H=5e-3, loss="ce"), starts=2, init_std=0.5, track=False)
+    result = solve(UFMSpec([10] * 4, 1, 5, lambda_W=5e-3, lambda_H=5e-3, loss="ce"), starts=2, init_std=0.5,
+                   track=False)
     assert result.loss == pytest.approx(etf.loss, rel=1e-8)
     logits = result.model.end_to_end().detach() @ result.model.features.detach()[:, ::10]
     np.testing.assert_allclose(logits.numpy(), etf.logits, atol=1e-4)
@@ -147,7 +151,8 @@ def test_ce_m3_lbfgs_beats_etf_with_orthoplex() -> None:
     # Section 2.3 (our finding): K = 4, M = 3, lambda = 1e-3: the orthoplex (0.0284359616) is
     # below the ETF (0.0308518264), and L-BFGS finds it.
     orth = ce_minimizer(10, 4, 3, lambda_W=1e-3, lambda_H=1e-3, geometry="orthoplex")
-    result = solve(UFMSpec([10] * 4, 3, 5, lambda_W=1e-3, lambda_H=1e-3, loss="ce"), starts=4, init_std=(0.5, 1.0), track=False)
+    spec = UFMSpec([10] * 4, 3, 5, lambda_W=1e-3, lambda_H=1e-3, loss="ce")
+    result = solve(spec, starts=4, init_std=(0.5, 1.0), track=False)
     assert result.loss == pytest.approx(orth.loss, rel=1e-6)
     assert result.loss < ce_minimizer(10, 4, 3, lambda_W=1e-3, lambda_H=1e-3).loss
 
@@ -196,31 +201,37 @@ def test_layer_table_nan_where_undefined() -> None:
 def test_solve_history_is_tidy_and_best_start_is_kept() -> None:
     theory = mse_minimizer([6, 4, 3], 2, lambda_W=0.01, lambda_H=0.02)
     config = MinimizeConfig("lbfgs", steps=4, lr=1.0, log_every=2)
-    result = solve(UFMSpec([6, 4, 3], 2, 4, lambda_W=0.01, lambda_H=0.02), config=config, starts=2, reference=theory)
+    result = solve(UFMSpec([6, 4, 3], 2, 4, lambda_W=0.01, lambda_H=0.02), config=config, starts=2,
+                   reference=theory)
     history = result.history
     assert list(history.columns) == ["start", "step", "layer", "metric", "value"]
     assert set(history["start"]) == {0, 1} and set(history["step"]) == {0, 2, 4}
     assert set(history["layer"]) == {0, 1, 2}
-    assert {"loss", "nc1", "nc2_of", "nc2_etf", "nc2_of_w", "nc2_etf_w", "nc2_pred", "nc2_pred_w", "nc3_pred"} \
+    assert {"loss", "nc1", "nc2_of", "nc2_etf", "nc2_of_w", "nc2_etf_w", "nc2_pred", "nc2_pred_w",
+            "nc3_pred"} \
         <= set(history["metric"])
     assert result.loss == min(result.final_losses)
     assert float(result.model.objective()) == pytest.approx(result.loss, rel=1e-12)
     assert not any(p.requires_grad for p in result.model.parameters())
     assert set(result.final_metrics()) >= {"loss", "nc1@1", "nc2_pred_w@2", "nc3_of@1"}
-    untracked = solve(UFMSpec([6, 4, 3], 1, 4, lambda_W=0.01, lambda_H=0.02), config=config, starts=1, track=False).history
+    untracked = solve(UFMSpec([6, 4, 3], 1, 4, lambda_W=0.01, lambda_H=0.02), config=config, starts=1,
+                      track=False).history
     assert set(untracked["metric"]) == {"loss", "grad_norm", "seconds"} and set(untracked["layer"]) == {0}
 
 
 def test_continuation_finds_what_plain_starts_miss_and_hops_keep_the_best() -> None:
     # Spec 2.5 window (M = 2, lambda = 0.04): from a small init a plain start collapses classes,
     # the continuation start grows every direction and lands on the code-rule point.
-    plain = solve(UFMSpec([40, 20, 10, 5], 2, 6, lambda_W=0.04, lambda_H=0.04), starts=1, init_std=0.5, track=False)
-    both = solve(UFMSpec([40, 20, 10, 5], 2, 6, lambda_W=0.04, lambda_H=0.04), starts=2, init_std=0.5, track=False)
+    plain = solve(UFMSpec([40, 20, 10, 5], 2, 6, lambda_W=0.04, lambda_H=0.04), starts=1, init_std=0.5,
+                  track=False)
+    both = solve(UFMSpec([40, 20, 10, 5], 2, 6, lambda_W=0.04, lambda_H=0.04), starts=2, init_std=0.5,
+                 track=False)
     code = mse_minimizer([40, 20, 10, 5], 2, lambda_W=0.04, lambda_H=0.04, rule="code").loss
     assert plain.final_losses[0] == pytest.approx(0.4190671084, abs=1e-10)
     assert both.final_losses[1] == pytest.approx(code, rel=1e-10)
     config = MinimizeConfig("lbfgs", steps=5, lr=1.0, log_every=5)
-    hopped = solve(UFMSpec([6, 4, 3], 2, 4, lambda_W=0.05, lambda_H=0.05), config=config, starts=1, hops=2, track=False)
+    hopped = solve(UFMSpec([6, 4, 3], 2, 4, lambda_W=0.05, lambda_H=0.05), config=config, starts=1, hops=2,
+                   track=False)
     assert sorted(set(hopped.history["step"])) == [0, 5, 10, 15]
     losses = hopped.history.query("metric == 'loss'").set_index("step")["value"]
     assert hopped.loss <= losses[5] and hopped.loss == pytest.approx(losses.min())  # never worse
@@ -228,7 +239,8 @@ def test_continuation_finds_what_plain_starts_miss_and_hops_keep_the_best() -> N
 
 def test_authors_sgd_recipe_runs() -> None:
     config = MinimizeConfig("sgd", steps=200, lr=0.1, momentum=0.9, log_every=100)
-    result = solve(UFMSpec([10] * 4, 1, 8, lambda_W=5e-4, lambda_H=5e-4), config=config, starts=1, init_std=0.1, track=False)
+    result = solve(UFMSpec([10] * 4, 1, 8, lambda_W=5e-4, lambda_H=5e-4), config=config, starts=1,
+                   init_std=0.1, track=False)
     assert isinstance(result.history, pd.DataFrame)
     assert result.loss < 0.1  # from ~0.5 at the init; the closed form is 0.0098+
 
@@ -243,28 +255,39 @@ def test_from_point_matches_objective_and_make_validates() -> None:
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: solve(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1), starts=0), "`starts` must be an integer >= 1"),
-        (lambda: solve(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1), init_std=-1.0), "`init_std` must be a number > 0"),
-        (lambda: solve(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1), hops=-1), "`hops` must be an integer >= 0"),
-        (lambda: solve(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1), kick=0.0), "`kick` must be a number > 0"),
+        (lambda: solve(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1), starts=0),
+         "`starts` must be an integer >= 1"),
+        (lambda: solve(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1), init_std=-1.0),
+         "`init_std` must be a number > 0"),
+        (lambda: solve(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1), hops=-1),
+         "`hops` must be an integer >= 0"),
+        (lambda: solve(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1), kick=0.0),
+         "`kick` must be a number > 0"),
         (
             lambda: solve(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1), starts=2, continuation=(0.0,)),
             r"`continuation\[0\]` must be a number > 0",
         ),
         (
-            lambda: DeepLinearUFM.from_point(mse_minimizer([3, 3], 1, lambda_W=0.1, lambda_H=0.1).point(), noise=-1),
+            lambda: DeepLinearUFM.from_point(mse_minimizer([3, 3], 1, lambda_W=0.1, lambda_H=0.1).point(),
+                                             noise=-1),
             "`noise` must be a number >= 0",
         ),
-        (lambda: make_deep_linear_ufm(UFMSpec([3, 0], 1, 2, lambda_W=0.1, lambda_H=0.1)), r"`n_per_class\[1\]`"),
+        (lambda: make_deep_linear_ufm(UFMSpec([3, 0], 1, 2, lambda_W=0.1, lambda_H=0.1)),
+         r"`n_per_class\[1\]`"),
         (lambda: make_deep_linear_ufm(UFMSpec([3], 1, 2, lambda_W=0.1, lambda_H=0.1)), "at least 2 classes"),
-        (lambda: make_deep_linear_ufm(UFMSpec([3, 3], 0, 2, lambda_W=0.1, lambda_H=0.1)), "`depth` must be an integer >= 1"),
-        (lambda: make_deep_linear_ufm(UFMSpec([3, 3], 2, [2], lambda_W=0.1, lambda_H=0.1)), "one entry per layer"),
-        (lambda: make_deep_linear_ufm(UFMSpec([3, 3], 1, 2, lambda_W=-0.1, lambda_H=0.1)), "`lambda_W` must be a number >= 0"),
-        (lambda: make_deep_linear_ufm(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1, loss="hinge")), "`loss` must be one of"),
+        (lambda: make_deep_linear_ufm(UFMSpec([3, 3], 0, 2, lambda_W=0.1, lambda_H=0.1)),
+         "`depth` must be an integer >= 1"),
+        (lambda: make_deep_linear_ufm(UFMSpec([3, 3], 2, [2], lambda_W=0.1, lambda_H=0.1)),
+         "one entry per layer"),
+        (lambda: make_deep_linear_ufm(UFMSpec([3, 3], 1, 2, lambda_W=-0.1, lambda_H=0.1)),
+         "`lambda_W` must be a number >= 0"),
+        (lambda: make_deep_linear_ufm(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1, loss="hinge")),
+         "`loss` must be one of"),
         (lambda: make_deep_linear_ufm(UFMSpec([3, 3], 1, activation="relu")), "activation='linear'"),
         (lambda: make_deep_linear_ufm(UFMSpec([3, 3], 1), init_std=0.0), "`init_std` must be a number > 0"),
         (
-            lambda: DeepLinearUFM.from_point(mse_minimizer([3, 3], 1, lambda_W=0.1, lambda_H=0.1).point(), "l1"),
+            lambda: DeepLinearUFM.from_point(mse_minimizer([3, 3], 1, lambda_W=0.1, lambda_H=0.1).point(),
+                                             "l1"),
             "`loss` must be one of",
         ),
     ],

@@ -237,9 +237,10 @@ def run(config: SyntheticConfig, device: str | torch.device = "cpu") -> Trace:
 
 # The modules whose code decides a run's numbers: a change in any of them invalidates the files.
 _CODE = (
-    "ncbook._checks", "ncbook.experiments.synthetic", "ncbook.experiments.synthetic_tables", "ncbook.geometry",
-    "ncbook.metrics.accumulator", "ncbook.metrics.functional", "ncbook.metrics.inputs", "ncbook.metrics.layerwise",
-    "ncbook.models.linear_ufm", "ncbook.optimize", "ncbook.spec", "ncbook.theory.linear_mse",
+    "ncbook._checks", "ncbook.experiments.synthetic", "ncbook.experiments.synthetic_tables",
+    "ncbook.geometry", "ncbook.metrics.accumulator", "ncbook.metrics.functional", "ncbook.metrics.inputs",
+    "ncbook.metrics.layerwise", "ncbook.models.linear_ufm", "ncbook.optimize", "ncbook.spec",
+    "ncbook.theory.linear_mse",
     "ncbook.theory.linear_point",
 )
 
@@ -319,7 +320,8 @@ def candidates(config: SyntheticConfig) -> dict[str, MSEMinimizer | CEMinimizer]
         return {}
     geometries = ("etf", "orthoplex") if k % 2 == 0 and 2 * widths >= k else ("etf",)
     return {
-        g: ce_minimizer(config.n_per_class[0], k, config.depth, lambda_W=config.lambda_W, lambda_H=config.lambda_H,
+        g: ce_minimizer(config.n_per_class[0], k, config.depth, lambda_W=config.lambda_W,
+                        lambda_H=config.lambda_H,
                         geometry=g, widths=widths)
         for g in geometries
     }

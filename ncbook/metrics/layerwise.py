@@ -106,7 +106,9 @@ def _predicted(means: torch.Tensor, classifier: Any, reference: LayerPrediction,
         "nc2_pred_w": _or_nan(lambda: gram_distance(w @ w.T, reference.layer_w_gram(m))),
         "nc3_pred": _or_nan(lambda: gram_distance(w @ means.T, logits)),
         # matrix-level, unlike nc3_sub: a collapsed class (zero row of W and of A Hbar^T) is allowed
-        "nc3_pred_sub": _or_nan(lambda: float(torch.linalg.matrix_norm(normalized(w) - normalized(dual @ means)))),
+        "nc3_pred_sub": _or_nan(
+            lambda: float(torch.linalg.matrix_norm(normalized(w) - normalized(dual @ means)))
+        ),
     }
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ncbook import optimize
 from ncbook._checks import check_float, check_float_list, check_int
 from ncbook.metrics.layerwise import LayerPrediction
 from ncbook.models.linear_ufm import DeepLinearUFM, make_deep_linear_ufm
-from ncbook import optimize
 from ncbook.optimize import COLUMNS, MinimizeConfig, Trace, minimize
 from ncbook.spec import UFMSpec
 
@@ -95,7 +95,8 @@ def solve(
     kick = check_float("kick", kick, low=0.0, low_open=True)
     count = len(init_std) if isinstance(init_std, Sequence) else 1
     scales = check_float_list("init_std", init_std, count, low=0.0, low_open=True)
-    factors = [check_float(f"continuation[{i}]", f, low=0.0, low_open=True) for i, f in enumerate(continuation)]
+    factors = [check_float(f"continuation[{i}]", f, low=0.0, low_open=True) for i,
+               f in enumerate(continuation)]
     settings = asdict(config)
     traces, models = [], []
     for start in range(starts):

@@ -172,7 +172,8 @@ def ce_minimizer(
     )
 
 
-def linear_minimizer(spec: UFMSpec, *, rule: str = "global", geometry: str = "etf") -> MSEMinimizer | CEMinimizer:
+def linear_minimizer(spec: UFMSpec, *, rule: str = "global",
+                     geometry: str = "etf") -> MSEMinimizer | CEMinimizer:
     """The closed form for a linear ``spec``: :func:`mse_minimizer` (with ``rule``) for MSE,
     :func:`ce_minimizer` (with ``geometry``; balanced classes only) for CE.
 
@@ -181,7 +182,9 @@ def linear_minimizer(spec: UFMSpec, *, rule: str = "global", geometry: str = "et
     True
     """
     if spec.activation != "linear":
-        raise ValueError(f"`spec` must be a linear UFM for these closed forms, got activation={spec.activation!r}")
+        raise ValueError(
+            f"`spec` must be a linear UFM for these closed forms, got activation={spec.activation!r}"
+        )
     if spec.loss == "mse":
         return mse_minimizer(spec.n_per_class, spec.depth, lambda_W=spec.lambda_W, lambda_H=spec.lambda_H,
                              bias=spec.bias, widths=spec.widths, rule=rule)
