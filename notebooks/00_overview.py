@@ -75,7 +75,8 @@ print(f"closed-form minimum {prediction.loss:.6g}; predicted ||w_k||^2 = {predic
 
 # %%
 config = nc.optimize.MinimizeConfig("sgd", steps=steps, lr=learning_rate, momentum=0.9, log_every=25)
-run = nc.models.solve(nc.models.UFMSpec(counts, depth, width, lambda_W=weight_decay, lambda_H=weight_decay), config=config, starts=1, seed=seed, device=torch_device)
+run = nc.models.solve(nc.models.UFMSpec(counts, depth, width, lambda_W=weight_decay, lambda_H=weight_decay),
+                      config=config, starts=1, seed=seed, device=torch_device)
 history = run.history
 nc.profiles.save_result(profile, "00_overview", "history.csv", history)
 final = run.final_metrics()

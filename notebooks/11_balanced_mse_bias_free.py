@@ -111,7 +111,9 @@ pd.DataFrame([{"M": m, "beta": p.beta[0], "beta*_M": nc.theory.beta_star(m), "x"
 
 # %%
 config = nc.optimize.MinimizeConfig("lbfgs", steps=300, lr=1.0, inner=5, log_every=2)
-runs = {m: nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lambda_W, lambda_H=lambda_H), config=config, starts=starts, init_std=(0.5, 1.0), seed=seed, reference=predictions[m]) for m in depths}
+runs = {m: nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lambda_W, lambda_H=lambda_H),
+                           config=config, starts=starts, init_std=(0.5, 1.0), seed=seed,
+                           reference=predictions[m]) for m in depths}
 pd.DataFrame([{"M": m, "best loss": r.loss, "closed form": predictions[m].loss,
                "losses of all starts": np.round(r.final_losses, 8)} for m, r in runs.items()])
 
@@ -203,7 +205,8 @@ for m in (1, 2):
     for ratio in sweep_ratios:
         lam = nc.theory.lambda_for_beta(ratio * nc.theory.beta_star(m), n_per_class, N, m)
         theory = nc.theory.mse_minimizer(counts, m, lambda_W=lam, lambda_H=lam, widths=width)
-        run = nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lam, lambda_H=lam), starts=starts, init_std=(0.5, 1.0, 2.0), seed=seed, track=False)
+        run = nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lam, lambda_H=lam), starts=starts,
+                              init_std=(0.5, 1.0, 2.0), seed=seed, track=False)
         sweep.append({"M": m, "ratio": ratio, "lambda": lam, "f_star": theory.loss, "f": run.loss,
                       "w_sq": float(np.diag(nc.models.snapshot(run.model).w_grams[0]).mean()),
                       "w_sq_star": theory.w_norm_sq[0]})

@@ -98,7 +98,8 @@ pd.DataFrame([{"M": m, "beta": p.beta[0], "x": p.x[0], "f* (bias)": p.loss,
 # Float64 L-BFGS from `starts` random initialisations per depth, bias included, best kept.
 
 # %%
-runs = {m: nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lambda_W, lambda_H=lambda_H, bias=True), starts=starts, init_std=0.5, seed=seed, reference=predictions[m]) for m in depths}
+runs = {m: nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lambda_W, lambda_H=lambda_H, bias=True),
+                           starts=starts, init_std=0.5, seed=seed, reference=predictions[m]) for m in depths}
 pd.DataFrame([{"M": m, "best loss": r.loss, "closed form": predictions[m].loss,
                "bias": np.round(r.model.bias.numpy(), 10)} for m, r in runs.items()])
 
@@ -181,7 +182,8 @@ for m in depths:
 
 # %%
 m = depths[len(depths) // 2]
-narrow = nc.models.solve(nc.models.UFMSpec(counts, m, K - 1, lambda_W=lambda_W, lambda_H=lambda_H, bias=True), starts=max(starts, 2), init_std=0.5, seed=seed, track=False)
+narrow = nc.models.solve(nc.models.UFMSpec(counts, m, K - 1, lambda_W=lambda_W, lambda_H=lambda_H, bias=True),
+                         starts=max(starts, 2), init_std=0.5, seed=seed, track=False)
 narrow_prediction = nc.theory.mse_minimizer(counts, m, lambda_W=lambda_W, lambda_H=lambda_H, bias=True, widths=K - 1)
 ledger.check(f"M={m}, widths K-1: L-BFGS loss equals the same f*", predicted=predictions[m].loss,
              measured=narrow.loss, tolerance=1e-9)

@@ -107,7 +107,8 @@ if counts == [40, 20, 10, 5] and lambda_W == lambda_H == 0.03:  # the check numb
 # For $M = 1$ the landscape is benign (every local minimum is global), so a few starts suffice.
 
 # %%
-run = nc.models.solve(nc.models.UFMSpec(counts, 1, width, lambda_W=lambda_W, lambda_H=lambda_H), starts=starts, init_std=0.5, seed=seed, reference=prediction)
+run = nc.models.solve(nc.models.UFMSpec(counts, 1, width, lambda_W=lambda_W, lambda_H=lambda_H),
+                      starts=starts, init_std=0.5, seed=seed, reference=prediction)
 shot, exact = nc.models.snapshot(run.model), nc.models.snapshot(nc.models.DeepLinearUFM.from_point(prediction.point()))
 final = run.final_metrics()
 pd.DataFrame({"n_k": counts, "||w_k||^2 L-BFGS": np.diag(shot.w_grams[0]), "closed form": prediction.w_norm_sq,
@@ -177,7 +178,9 @@ lambdas = np.geomspace(thresholds.min() / 3, thresholds.max() * 1.2, sweep_point
 sweep = pd.DataFrame([{"lambda": lam, "class": str(k), "w_sq": w, "w_sq_star": t}
                       for lam in lambdas
                       for k, (w, t) in enumerate(zip(
-                          np.diag(nc.models.snapshot(nc.models.solve(nc.models.UFMSpec(counts, 1, width, lambda_W=lam, lambda_H=lam), starts=1, init_std=0.5, seed=seed, track=False).model).w_grams[0]),
+                          np.diag(nc.models.snapshot(nc.models.solve(
+                              nc.models.UFMSpec(counts, 1, width, lambda_W=lam, lambda_H=lam), starts=1,
+                              init_std=0.5, seed=seed, track=False).model).w_grams[0]),
                           nc.theory.mse_minimizer(counts, 1, lambda_W=lam, lambda_H=lam, widths=width).w_norm_sq))])
 curve = pd.DataFrame([{"lambda": lam, "class": str(k), "w_sq_star": w}
                       for lam in np.geomspace(lambdas[0], lambdas[-1], 300)

@@ -97,7 +97,8 @@ pd.DataFrame({"n_k": counts, "beta_k": prediction.beta, "x_k": prediction.x, "ta
               "w_k.hbar_k": prediction.wh})
 
 # %%
-run = nc.models.solve(nc.models.UFMSpec(counts, M, width, lambda_W=lambda_W, lambda_H=lambda_H), starts=starts, init_std=0.5, seed=seed, reference=prediction)
+run = nc.models.solve(nc.models.UFMSpec(counts, M, width, lambda_W=lambda_W, lambda_H=lambda_H),
+                      starts=starts, init_std=0.5, seed=seed, reference=prediction)
 shot, exact = nc.models.snapshot(run.model), nc.models.snapshot(nc.models.DeepLinearUFM.from_point(prediction.point()))
 errors = nc.models.compare(shot, exact)
 errors
@@ -169,7 +170,8 @@ local = {rule: (nc.models.DeepLinearUFM.from_point(p.point()).gradient_norm(),
                 nc.models.DeepLinearUFM.from_point(p.point(), noise=1e-3, seed=seed)) for rule, p in rules.items()}
 for _, model in local.values():
     nc.optimize.minimize(model, **vars(nc.models.LBFGS))
-plain = nc.models.solve(nc.models.UFMSpec(counts, window_depth, width, lambda_W=lam, lambda_H=lam), starts=window_starts, init_std=(0.5, 1.0, 2.0), seed=seed, continuation=(), track=False)
+plain = nc.models.solve(nc.models.UFMSpec(counts, window_depth, width, lambda_W=lam, lambda_H=lam),
+                        starts=window_starts, init_std=(0.5, 1.0, 2.0), seed=seed, continuation=(), track=False)
 outcome = pd.Series([next((name for name, value in [("global minimum", rules["global"].loss),
                                                     ("code-rule point", rules["code"].loss), ("zero", 0.5)]
                            if abs(f - value) <= 1e-9 * value), "other") for f in plain.final_losses])
@@ -210,7 +212,8 @@ grids = {m: np.geomspace(t["lambda_global"].min() / 3, t["lambda_code"].iloc[1:]
          for m, t in thresholds.items()}
 curves = pd.concat([nc.theory.lambda_sweep(counts, m, grid, widths=width).assign(M=m) for m, grid in grids.items()])
 dots = pd.DataFrame([{"M": m, "lambda": lam_, "f_star": nc.theory.mse_minimizer(counts, m, lambda_W=lam_, lambda_H=lam_).loss,
-                      "f": nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lam_, lambda_H=lam_), starts=starts, init_std=0.5, seed=seed, track=False).loss}
+                      "f": nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lam_, lambda_H=lam_),
+                                           starts=starts, init_std=0.5, seed=seed, track=False).loss}
                      for m, grid in grids.items() for lam_ in np.geomspace(grid[0], grid[-1], sweep_points)])
 thresholds[sweep_depths[0]]
 
