@@ -45,6 +45,7 @@ from ncbook.data import DataBundle
 from ncbook.evaluation import TrainingDiverged, class_norms, evaluate, layer_gof_targets
 from ncbook.geometry import GOFTargets
 from ncbook.models.nets import HeadedNet, NetConfig, build
+from ncbook.spec import LOSSES
 
 __all__ = [
     "AUTHORS_RECIPES",
@@ -62,7 +63,6 @@ __all__ = [
     "run_many",
 ]
 
-LOSSES = ("mse", "ce")
 OPTIMIZERS = ("sgd", "adam")
 
 
