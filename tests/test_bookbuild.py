@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import html as html_module
 import importlib.util
 import json
 import re
@@ -172,7 +173,7 @@ def test_statement_boxes_say_whose_statement_they_hold(built_book):
         html = _html(built_book, f"executed/{stem}.html")
         body = html.split("<main", 1)[-1]
         found = re.findall(r'<p class="admonition-title">(.*?)</p>', body, flags=re.S)
-        titles = [_TAGS.sub("", title) for title in found]
+        titles = [html_module.unescape(_TAGS.sub("", title)) for title in found]
         boxes = [t for t in titles if re.search(r"(Theorem|Conjecture|Remark|Proposition) [\d.]+", t)]
         assert boxes, f"{stem}: no numbered statement box"
         assert all(any(who in t for who in _BOX_TITLES) for t in boxes), f"{stem}: {boxes}"
@@ -213,8 +214,11 @@ _TOO_WIDE = """() => {
         if (node.closest('.bd-sidebar-primary, .bd-sidebar-secondary')) continue;  // drawers, off-canvas
         const box = node.getBoundingClientRect();
         if (box.width === 0 || box.height === 0) continue;
-        if ((box.right > width + 1 || box.left < -1) && !scrolls(node.parentElement))
-            wide.push(`${node.tagName.toLowerCase()}.${node.getAttribute('class')} in ${node.parentElement.closest('[class]')?.getAttribute('class')} (${Math.round(box.width)} px)`);
+        if ((box.right > width + 1 || box.left < -1) && !scrolls(node.parentElement)) {
+            const where = node.parentElement.closest('[class]')?.getAttribute('class');
+            const name = `${node.tagName.toLowerCase()}.${node.getAttribute('class')}`;
+            wide.push(`${name} in ${where} (${Math.round(box.width)} px)`);
+        }
     }
     return {page: document.documentElement.scrollWidth, width, wide: [...new Set(wide)].slice(0, 8)};
 }"""
