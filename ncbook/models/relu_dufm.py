@@ -17,16 +17,16 @@ H_1 >= 0", whose minima the closed forms of :mod:`ncbook.theory.relu_srg` descri
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ncbook._checks import check_float, check_float_list, check_int
+from ncbook._checks import check_float, check_int
+from ncbook.spec import UFMSpec
 from ncbook.theory.relu import check_flag
 
-__all__ = ["ReLUDUFM", "check_widths", "make_relu_dufm"]
+__all__ = ["ReLUDUFM", "check_relu_spec", "make_relu_dufm"]
 
 
 @dataclass
@@ -115,49 +115,54 @@ class ReLUDUFM:
         return out
 
 
-def check_widths(widths: int | Sequence[int], depth: int) -> list[int]:
-    """d_1, ..., d_L: one int for every layer, or one per layer input."""
-    if isinstance(widths, Sequence) and not isinstance(widths, str):
-        out = [check_int(f"widths[{l}]", w, low=1) for l, w in enumerate(widths)]
-        if len(out) != depth:
-            raise ValueError(f"`widths` needs one entry per layer ({depth}), got {len(out)}")
-        return out
-    return [check_int("widths", widths, low=1)] * depth
+def check_relu_spec(spec: UFMSpec, *, balanced: bool = False) -> UFMSpec:
+    """``spec`` if it is a ReLU DUFM problem (activation "relu", MSE, no bias; ``balanced`` if
+    asked), else a one-line ValueError naming what is wrong."""
+    if not isinstance(spec, UFMSpec):
+        raise ValueError(f"`spec` must be an ncbook.spec.UFMSpec, got {type(spec).__name__}")
+    if spec.activation != "relu" or spec.loss != "mse" or spec.bias:
+        raise ValueError(
+            "`spec` must describe the ReLU DUFM: activation='relu', loss='mse', bias=False; got "
+            f"activation={spec.activation!r}, loss={spec.loss!r}, bias={spec.bias}"
+        )
+    if balanced and not spec.balanced:
+        raise ValueError(
+            f"`spec.n_per_class` must be balanced for this construction, got {spec.counts_label}"
+        )
+    return spec
 
 
-def class_labels(num_classes: int, n_per_class: int, device: str | torch.device) -> torch.Tensor:
-    """(N,) labels, class by class: n_per_class zeros, then ones, ..."""
-    return torch.arange(num_classes, device=device).repeat_interleave(n_per_class)
+def class_labels(spec: UFMSpec, device: str | torch.device) -> torch.Tensor:
+    """(N,) labels, class by class: n_1 zeros, then n_2 ones, ..."""
+    counts = torch.tensor(spec.n_per_class, device=device)
+    return torch.arange(spec.num_classes, device=device).repeat_interleave(counts)
 
 
 def make_relu_dufm(
-    num_classes: int,
-    depth: int,
-    n_per_class: int,
-    *,
-    widths: int | Sequence[int],
-    lambda_W: float | Sequence[float],
-    lambda_H: float,
-    nonnegative_features: bool = False,
-    seed: int = 0,
-    dtype: torch.dtype = torch.float64,
-    device: str | torch.device = "cpu",
+    spec: UFMSpec, *, seed: int = 0, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
 ) -> ReLUDUFM:
-    """A random L-DUFM start: H_1 ~ N(0, 1) and W_l ~ N(0, 1/d_l) (d_l = fan-in); with
-    ``nonnegative_features`` the same draw of H_1 projected onto H_1 >= 0."""
-    K = check_int("num_classes", num_classes, low=2)
-    depth = check_int("depth", depth, low=1)
-    n = check_int("n_per_class", n_per_class, low=1)
-    dims = [*check_widths(widths, depth), K]
-    lambdas = check_float_list("lambda_W", lambda_W, depth, low=0.0)
-    lambda_H = check_float("lambda_H", lambda_H, low=0.0)
-    nonnegative = check_flag("nonnegative_features", nonnegative_features)
+    """A random start of the problem ``spec``: H_1 ~ N(0, 1) and W_l ~ N(0, 1/d_l) (d_l =
+    fan-in); with ``spec.nonnegative_features`` the same draw of H_1 projected onto H_1 >= 0.
+
+    >>> spec = UFMSpec((2, 2, 2), 3, 5, lambda_W=0.004, lambda_H=0.004, activation="relu")
+    >>> model = make_relu_dufm(spec)
+    >>> tuple(model.features.shape), [tuple(w.shape) for w in model.weights]
+    ((5, 6), [(5, 5), (5, 5), (3, 5)])
+    """
+    spec = check_relu_spec(spec)
     generator = torch.Generator().manual_seed(check_int("seed", seed, low=0))
+    dims = spec.dims
 
     def normal(rows: int, cols: int, std: float) -> torch.Tensor:
         return torch.randn(rows, cols, generator=generator, dtype=dtype) * std
 
-    features = normal(dims[0], K * n, 1.0)
-    weights = [normal(dims[l + 1], dims[l], dims[l] ** -0.5).to(device).requires_grad_(True) for l in range(depth)]
-    features = (features.clamp(min=0) if nonnegative else features).to(device).requires_grad_(True)
-    return ReLUDUFM(weights, features, class_labels(K, n, device), lambdas, lambda_H, nonnegative)
+    features = normal(dims[0], spec.num_samples, 1.0)
+    weights = [
+        normal(dims[l + 1], dims[l], dims[l] ** -0.5).to(device).requires_grad_(True)
+        for l in range(spec.depth)
+    ]
+    features = (
+        (features.clamp(min=0) if spec.nonnegative_features else features).to(device).requires_grad_(True)
+    )
+    return ReLUDUFM(weights, features, class_labels(spec, device), spec.lambda_W, spec.lambda_H,
+                    spec.nonnegative_features)  # fmt: skip

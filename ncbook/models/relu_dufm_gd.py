@@ -84,7 +84,9 @@ def _grad_norm(grads: list[np.ndarray], features: np.ndarray | None) -> float:
     """2-norm of the gradient; with H_1 >= 0 the projected gradient (a coordinate at H_1 = 0 that
     the step would push below zero does not count), which vanishes at constrained minima."""
     total = sum(float((g**2).sum()) for g in grads[:-1])
-    feature_grad = grads[-1] if features is None else np.where((features <= 0) & (grads[-1] > 0), 0.0, grads[-1])
+    feature_grad = (
+        grads[-1] if features is None else np.where((features <= 0) & (grads[-1] > 0), 0.0, grads[-1])
+    )
     return float(np.sqrt(total + (feature_grad**2).sum()))
 
 
@@ -107,7 +109,8 @@ def _as_model(model: Any, weights: list[np.ndarray], features: np.ndarray) -> An
 def _monitor_rows(monitor: Any, model: Any, weights: list[np.ndarray], features: np.ndarray) -> list:
     from ncbook.optimize import _monitor_rows as rows
 
-    return rows(monitor(_as_model(model, [w.copy() for w in weights], features.copy())))
+    with torch.no_grad():  # as ``minimize`` calls monitors
+        return rows(monitor(_as_model(model, [w.copy() for w in weights], features.copy())))
 
 
 def fast_minimize(model: Any, config: Any, monitor: Any = None) -> Any:

@@ -58,7 +58,9 @@ class ReLUHeadNet:
         weights = self.weights
         if detach:
             features, weights = features.detach(), [w.detach() for w in weights]
-        return ReLUDUFM(weights, features, self.labels, self.lambda_W, self.lambda_H, self.nonnegative_features)
+        return ReLUDUFM(
+            weights, features, self.labels, self.lambda_W, self.lambda_H, self.nonnegative_features
+        )
 
     def objective(self) -> torch.Tensor:
         penalty = sum(self.lambda_B / 2 * v.square().sum() for v in self.backbone)

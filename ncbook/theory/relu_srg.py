@@ -197,7 +197,13 @@ def dufm_srg_loss(
     0.0809113322
     """
     return dufm_srg_optimum(
-        r, s, depth, n_per_class, lambda_H=lambda_H, lambda_W=lambda_W, nonnegative_features=nonnegative_features
+        r,
+        s,
+        depth,
+        n_per_class,
+        lambda_H=lambda_H,
+        lambda_W=lambda_W,
+        nonnegative_features=nonnegative_features,
     ).loss
 
 
@@ -311,7 +317,9 @@ def srg_constant_table(
                 ratio, s = min(
                     (srg_constant(r, s, depth, nonnegative_features=flag) / K, s) for s in range(2, r)
                 )
-                rows.append({"nonnegative_features": flag, "r": r, "K": K, "depth": depth, "s": s, "ratio": ratio})
+                rows.append(
+                    {"nonnegative_features": flag, "r": r, "K": K, "depth": depth, "s": s, "ratio": ratio}
+                )
     return pd.DataFrame(rows)
 
 
