@@ -26,6 +26,14 @@ _SUBMODULES = {
 }
 
 
+def notebook(**kwargs: Any) -> Any:
+    """Open a chapter's run: ``nb = nc.notebook(profile=..., device=..., seed=...)``; see
+    :func:`ncbook.pipeline.session.notebook`."""
+    from ncbook.pipeline.session import notebook as open_notebook
+
+    return open_notebook(**kwargs)
+
+
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         module = importlib.import_module(_SUBMODULES[name])

@@ -69,6 +69,10 @@ def execute(
     device_file = output_dir / f".{stem}.device.json"
     device_file.unlink(missing_ok=True)
     os.environ[provenance.ENV_FILE] = str(device_file)
+    # The notebook session reads these (ncbook.pipeline.session).
+    os.environ["NCBOOK_NOTEBOOK"] = stem
+    os.environ["NCBOOK_RUN_DIR"] = str(results_dir(parameters["profile"], stem))
+    os.environ["NCBOOK_STRICT"] = "1"
     started = time.perf_counter()
     try:
         papermill.execute_notebook(
