@@ -118,6 +118,17 @@ def test_naive_srg_point_attains_closed_form(r: int, depth: int, n: int, nonneg:
     assert _reference_objective(model) == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_antipodal_point_reaches_the_dnc_loss_at_rank_1(depth: int) -> None:
+    spec = _spec(2, depth, 3, 5, [0.002, 0.005, 0.003, 0.004][:depth])
+    point = models.antipodal_dufm(spec)
+    assert _reference_objective(point) == pytest.approx(models.dnc_dufm(spec).objective_value(), rel=1e-12)
+    means = point.features.detach()[:, ::3]  # (d_1, 2): one column per class
+    assert torch.linalg.matrix_rank(means) == 1 and float(means[:, 0] @ means[:, 1]) < 0
+    with pytest.raises(ValueError, match=r"`spec` must have K = 2 classes and free-sign H_1"):
+        models.antipodal_dufm(_spec(2, depth, nonneg=True))
+
+
 def test_dnc_point_is_stationary() -> None:
     model = models.dnc_dufm(_spec(6, 3, 2, 10, [0.003, 0.004, 0.005]))
     grads = torch.autograd.grad(model.objective(), model.parameters())

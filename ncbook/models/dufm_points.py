@@ -17,7 +17,7 @@ from ncbook.spec import UFMSpec
 from ncbook.theory.relu import dufm_dnc_optimum
 from ncbook.theory.relu_srg import dufm_srg_naive_optimum, dufm_srg_optimum, srg_incidence, srg_readout
 
-__all__ = ["dnc_dufm", "srg_dufm", "srg_naive_dufm"]
+__all__ = ["antipodal_dufm", "dnc_dufm", "srg_dufm", "srg_naive_dufm"]
 
 
 def _embed(block: np.ndarray, rows: int, cols: int, what: str) -> np.ndarray:
@@ -86,6 +86,26 @@ def dnc_dufm(
     optimum = dufm_dnc_optimum(spec.num_classes, **_closed_form_args(spec, 1))
     eye = np.eye(spec.num_classes)
     return _assemble(optimum.factors[0] * eye, [x * eye for x in optimum.factors[1:]], spec, dtype, device)
+
+
+def antipodal_dufm(
+    spec: UFMSpec, *, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu"
+) -> ReLUDUFM:
+    """K = 2 with free-sign H_1: the DNC point with (M_1, W_1) replaced by the balanced square root
+    of t [[1, -1], [-1, 1]] (t = x_0 x_1). The two class means of H_1 are antipodal (rank 1), H~_2
+    has rank 1, and relu(H~_2) = t I as at DNC; both first-layer targets have nuclear norm 2t, so
+    the objective is L_DNC: with free-sign H_1 the K = 2 optimum is not unique (ours).
+
+    >>> spec = UFMSpec((1, 1), 3, 4, lambda_W=0.004, lambda_H=0.004, activation="relu")
+    >>> abs(antipodal_dufm(spec).objective_value() - dnc_dufm(spec).objective_value()) < 1e-15
+    True
+    """
+    args = _closed_form_args(spec, 2)  # depth 1 has no ReLU to turn H~_2 back into t I
+    if spec.num_classes != 2 or spec.nonnegative_features:
+        raise ValueError("`spec` must have K = 2 classes and free-sign H_1 (antipodal means need negative entries)")
+    x = dufm_dnc_optimum(2, **args).factors
+    means, first = _balanced_pair(np.array([[1.0, -1.0], [-1.0, 1.0]]), x[0], x[1])
+    return _assemble(means, [first, *(y * np.eye(2) for y in x[2:])], spec, dtype, device)
 
 
 def _ridge(features: np.ndarray, lam: float) -> np.ndarray:
