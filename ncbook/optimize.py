@@ -116,10 +116,10 @@ class Trace:
         return self.table.assign(key=key).pivot(index="step", columns="key", values="value") \
             .rename_axis(columns=None).reset_index()
 
-    def final(self) -> dict[tuple[int, str], float]:
-        """The last logged step as ``{(layer, metric): value}``."""
-        last = self.table[self.table["step"] == self.table["step"].max()]
-        return {(int(m), str(k)): float(v) for m, k, v in zip(last["layer"], last["metric"], last["value"])}
+    def final(self) -> dict[str, float]:
+        """The last logged step, keyed like the columns of :meth:`wide` (``"loss"``, ``"nc1@1"``)."""
+        last = self.wide().iloc[-1]
+        return {key: float(last[key]) for key in last.index if key != "step"}
 
     @classmethod
     def from_records(
@@ -263,7 +263,8 @@ def multi_start(make_model: Callable[[int], Any], starts: int, **minimize_kwargs
     starts = check_int("starts", starts, low=1)
     description = minimize_kwargs.pop("description", "start")
     return MultiStart(tuple(
-        minimize(make_model(i), description=f"{description} {i + 1}", **minimize_kwargs) for i in range(starts)
+        minimize(make_model(i), description=f"{description} {i + 1}",
+                 **minimize_kwargs) for i in range(starts)
     ))
 
 

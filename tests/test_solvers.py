@@ -40,7 +40,7 @@ def test_each_method_minimises_a_quadratic(method):
 def test_grad_norm_is_the_gradients_two_norm():
     trace = minimize(Quadratic(), method="gd", steps=1, lr=0.1, progress=False)
     first = trace.final()  # after one step x - 1 = 0.8 (2, -3), gradient 2 (x - 1)
-    assert first[(0, "grad_norm")] == pytest.approx(1.6 * 13**0.5)
+    assert first["grad_norm"] == pytest.approx(1.6 * 13**0.5)
 
 
 def test_tolerance_stops_early_and_reports_converged():

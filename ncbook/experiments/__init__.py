@@ -1,5 +1,6 @@
 """The papers' experimental protocols, each producing tidy tables: paper A's synthetic runs
-(:mod:`~ncbook.experiments.synthetic`) and paper B's DUFM runs (:mod:`~ncbook.experiments.dufm`)."""
+(:mod:`~ncbook.experiments.synthetic`, tables in :mod:`~ncbook.experiments.synthetic_tables`) and
+paper B's DUFM runs (:mod:`~ncbook.experiments.dufm`)."""
 
 from ncbook.experiments import dufm, synthetic
 
