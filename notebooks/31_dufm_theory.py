@@ -195,7 +195,7 @@ srg_checks = pd.DataFrame([
      "objective at explicit weights": nc.models.srg_dufm(relu_spec(r * (r - 1) // 2, L, 1, nonneg=v), s).objective_value()}
     for r, s, L in [(5, 3, 4), (6, 3, 2), (5, 3, 3), (4, 2, 5), (6, 4, 3), (7, 4, 4)] for v in VARIANTS
 ])
-srg_ranks = pd.concat({VARIANTS[v]: dufm.layer_table(nc.models.srg_dufm(relu_spec(10, 4, nonneg=v), 3), ["rank"])
+srg_ranks = pd.concat({VARIANTS[v]: dufm.layer_metrics(nc.models.srg_dufm(relu_spec(10, 4, nonneg=v), 3), ["rank"])
                        .set_index("name")["value"] for v in VARIANTS}, axis=1).T
 display(srg_checks)
 srg_ranks.rename_axis("rank of the class means (r = 5, L = 4)")
@@ -340,7 +340,7 @@ nb.check_rows(limit, claim="L_SRG / L_DNC tends to C_SRG / K as lambda -> 0 (K =
 # %%
 spec2 = relu_spec(2, k2_depth, 3, 30)
 antipodal = nc.models.antipodal_dufm(spec2)
-antipodal_ranks = dufm.layer_table(antipodal, ["rank"]).set_index("name")["value"]
+antipodal_ranks = dufm.layer_metrics(antipodal, ["rank"]).set_index("name")["value"]
 print(f"antipodal point: {antipodal.objective_value() / nc.models.dnc_dufm(spec2).objective_value():.15f} x L_DNC; "
       f"ranks {antipodal_ranks.astype(int).to_dict()}")
 

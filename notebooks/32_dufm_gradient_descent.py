@@ -273,7 +273,7 @@ traces15 = {v: nc.optimize.minimize(points15[v].perturbed(finding_noise, seed=se
 # %%
 finding = pd.DataFrame([{"H1": VARIANTS[v], "point": points15[v].objective_value() / dnc15,
                          "after GD": traces15[v].final_loss / dnc15,
-                         "ranks after GD": dufm.layer_table(traces15[v].model, ["rank"])["value"].astype(int).tolist()}
+                         "ranks after GD": dufm.layer_metrics(traces15[v].model, ["rank"])["value"].astype(int).tolist()}
                         for v in VARIANTS]).set_index("H1")
 finding
 

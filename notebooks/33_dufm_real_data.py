@@ -141,7 +141,7 @@ plt.show()
 # ## Layer by layer at the end of training
 
 # %%
-tables = pd.concat({key: dufm.layer_table(net.head(), ["rank", "cdnv", "nc2_of"]) for key, net in nets.items()},
+tables = pd.concat({key: dufm.layer_metrics(net.head(), ["rank", "cdnv", "nc2_of"]) for key, net in nets.items()},
                    names=["H1", "seed"]).reset_index(level=[0, 1])
 tables["H1"] = tables["H1"].map(VARIANTS)
 final = tables.pivot_table(index=["H1", "seed"], columns=["metric", "name"], values="value")

@@ -2,7 +2,7 @@
 classification of end points (DNC, low-rank, stuck), gradient descent from random starts and
 sweeps over (width, lambda), each as a tidy table.
 
-Per-layer metrics come from :func:`ncbook.metrics.nc_metrics` (the accumulator's vocabulary):
+Per-layer metrics come from :func:`ncbook.metrics.layerwise.layer_table` (the accumulator's vocabulary):
 ``rank`` (singular values of the class-mean matrix above 1e-3 of the largest, paper B's count),
 ``cdnv`` (within-class collapse; unlike Papyan's ``nc1`` it stays defined when the class means
 have rank below K - 1, as in the low-rank solutions) and ``nc2_of`` (distance of the class-mean
@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from ncbook._checks import check_float, check_int
-from ncbook.metrics import class_means, nc_metrics
+from ncbook.metrics import class_means, layerwise
 from ncbook.models.relu_dufm import ReLUDUFM, check_relu_spec, make_relu_dufm
 from ncbook.models.relu_head import ReLUHeadNet
 from ncbook.optimize import minimize
@@ -34,7 +34,7 @@ __all__ = [
     "dnc_loss_of",
     "head_monitor",
     "layer_spectra",
-    "layer_table",
+    "layer_metrics",
     "random_start_runs",
     "random_start_sweep",
     "summarize_solution",
@@ -54,19 +54,17 @@ def class_mean_layers(model: ReLUDUFM) -> dict[str, torch.Tensor]:
     return {name: class_means(h.T, model.labels, K).T for name, h in model.named_layers().items()}
 
 
-def layer_table(model: ReLUDUFM, metrics: Iterable[str] = DUFM_METRICS) -> pd.DataFrame:
-    """``metrics`` (keys of ``ncbook.metrics.METRIC_KEYS``) of every layer: columns layer, tap,
-    name, metric, value (one row per layer and metric)."""
-    metrics = list(metrics)
-    rows = []
-    for name, h in model.named_layers().items():
-        values = nc_metrics(h.T, model.labels, model.num_classes)
-        unknown = sorted(set(metrics) - set(values))
-        if unknown:
-            raise ValueError(f"`metrics` must be keys of ncbook.metrics.METRIC_KEYS, got {unknown}")
-        layer, tap = _layer_index(name)
-        rows += [{"layer": layer, "tap": tap, "name": name, "metric": m, "value": values[m]} for m in metrics]
-    return pd.DataFrame(rows)
+def layer_metrics(model: ReLUDUFM, metrics: Iterable[str] = DUFM_METRICS) -> pd.DataFrame:
+    """``metrics`` (keys of ``ncbook.metrics.METRIC_KEYS``) of every layer through the one per-layer
+    path, :func:`ncbook.metrics.layerwise.layer_table`: columns layer, tap, name, metric, value."""
+    layers = model.named_layers()
+    table = layerwise.layer_table(
+        [h.T for h in layers.values()], model.labels, model.num_classes, keys=list(metrics)
+    )
+    names = list(layers)
+    table["name"] = [names[m - 1] for m in table["layer"]]
+    table["layer"], table["tap"] = zip(*(_layer_index(name) for name in table["name"]))
+    return table[["layer", "tap", "name", "metric", "value"]]
 
 
 def layer_spectra(model: ReLUDUFM) -> pd.DataFrame:
@@ -117,7 +115,7 @@ def summarize_solution(model: ReLUDUFM, dnc_loss: float) -> dict[str, object]:
     ``rank <name>`` for every layer (H1, H~2, H2, ...)."""
     dnc_loss = check_float("dnc_loss", dnc_loss, low=0.0, low_open=True)
     loss = model.objective_value()
-    table = layer_table(model, ("rank", "cdnv"))
+    table = layer_metrics(model, ("rank", "cdnv"))
     ranks = table[table.metric == "rank"].set_index("name")["value"].astype(int)
     ratio = loss / dnc_loss
     return {

@@ -102,7 +102,9 @@ def antipodal_dufm(
     """
     args = _closed_form_args(spec, 2)  # depth 1 has no ReLU to turn H~_2 back into t I
     if spec.num_classes != 2 or spec.nonnegative_features:
-        raise ValueError("`spec` must have K = 2 classes and free-sign H_1 (antipodal means need negative entries)")
+        raise ValueError(
+            "`spec` must have K = 2 classes and free-sign H_1 (antipodal means need negative entries)"
+        )
     x = dufm_dnc_optimum(2, **args).factors
     means, first = _balanced_pair(np.array([[1.0, -1.0], [-1.0, 1.0]]), x[0], x[1])
     return _assemble(means, [first, *(y * np.eye(2) for y in x[2:])], spec, dtype, device)

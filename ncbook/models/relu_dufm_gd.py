@@ -67,7 +67,7 @@ def _descend(
             records += [(step, 0, "loss", float(loss)), (step, 0, "grad_norm", norm),
                         (step, 0, "seconds", time.perf_counter() - began), (step, 0, "lr", lr)]  # fmt: skip
             if monitor is not None:
-                records += [(step, *row) for row in _monitor_rows(monitor, model, weights, features)]
+                records += [(step, *row) for row in _monitor_records(monitor, model, weights, features)]
             if norm <= config.tolerance_grad:
                 return records, "converged"
         if step == config.steps:
@@ -106,7 +106,7 @@ def _as_model(model: Any, weights: list[np.ndarray], features: np.ndarray) -> An
     )
 
 
-def _monitor_rows(monitor: Any, model: Any, weights: list[np.ndarray], features: np.ndarray) -> list:
+def _monitor_records(monitor: Any, model: Any, weights: list[np.ndarray], features: np.ndarray) -> list:
     from ncbook.optimize import _monitor_rows as rows
 
     with torch.no_grad():  # as ``minimize`` calls monitors
