@@ -27,8 +27,9 @@
 # :class: note
 # [paper: abstract, {cite:t}`sukenik2024neural`] As soon as we go beyond two layers *or* two
 # classes, DNC stops being optimal for the DUFM. The culprit is a low-rank bias of multi-layer
-# regularisation, which leads to optimal solutions of even lower rank than neural collapse; the
-# paper exhibits one built from a strongly regular graph (SRG), of rank $\Theta(\sqrt K)$.
+# regularisation, which leads to optimal solutions of even lower rank than neural collapse.
+# [paper: Fig. 1 and 2 captions] The low-rank solution it compares with DNC is called the SRG
+# (strongly regular graph) solution.
 # ```
 #
 # Neither paper says that DNC is optimal at $L = 2$ for every $K$: the 2023 theorem is about
@@ -224,7 +225,7 @@ comparison = nc.theory.dufm_comparison_table(rs, depths, lambdas, n, nonnegative
 comparison["H1"] = comparison["nonnegative_features"].map(VARIANTS)
 comparison.pivot_table(index=["H1", "r", "K"], columns=["lambda", "depth"], values="ratio").round(3)
 
-# %% mystnb={"figure": {"caption": "Loss of the best SRG solution divided by the best DNC loss, for each H_1 variant (rows), weight decay (columns), number of classes K = r(r-1)/2 and depth L. Blue cells: the low-rank SRG solution beats deep neural collapse. The two rows differ at L = 2 only.", "name": "fig-srg-ratio"}}
+# %% mystnb={"figure": {"caption": "Loss of the best SRG solution divided by the best DNC loss, for each H_1 variant (rows), weight decay (columns), number of classes K = r(r-1)/2 and depth L. Blue cells: the low-rank SRG solution beats deep neural collapse. The two rows differ most at L = 2.", "name": "fig-srg-ratio"}}
 fig, axes = plt.subplots(2, len(lambdas), figsize=(4.2 * len(lambdas), 6.6), squeeze=False)
 for (label, lam), part in comparison.groupby(["H1", "lambda"]):
     ax = axes[list(VARIANTS.values()).index(label), lambdas.index(lam)]
@@ -308,8 +309,8 @@ plt.show()
 
 # %% [markdown]
 # The advantage of the low-rank solution grows with $K$ and with depth. Our solution has rank
-# $r \approx \sqrt{2K}$, consistent with the rank $\Theta(\sqrt K)$ of paper B's abstract, while DNC
-# needs rank $K$. The mechanism is the "low-rank bias" of the abstract: a stretch of layers with
+# $r \approx \sqrt{2K}$, that is $\Theta(\sqrt K)$ [ours], while DNC needs rank $K$. Our reading of
+# the mechanism behind the "low-rank bias" of the abstract: a stretch of layers with
 # inactive ReLUs is a deep linear chain, whose weight decay acts like a Schatten quasi-norm of
 # exponent $2/L$ and rewards low rank; the final ReLU then restores rank $K$ at the output [ours].
 
