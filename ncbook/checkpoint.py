@@ -39,7 +39,7 @@ def identity(data: Any, net: Any, config: Any) -> dict[str, Any]:
     return {"config": asdict(config), "net": asdict(net), "data": signature, "code": code_hash()}
 
 
-def checkpoint_path(profile: str, notebook: str, name: str, run_identity: dict[str, Any]) -> Path:
+def path_for(profile: str, notebook: str, name: str, run_identity: dict[str, Any]) -> Path:
     """``checkpoints/<profile>/<notebook>/<name>-<digest>.pt`` under ``$NCBOOK_CHECKPOINTS`` or the
     checkout (git-ignored: large, never committed). The digest of the identity gives a changed run,
     or the same run with changed code, a fresh file, so only an identical run resumes."""

@@ -134,8 +134,8 @@ class TrainResult:
 
 def checkpoint_path(profile: str, notebook: str, name: str, data: DataBundle, net: NetConfig,
                     config: TrainConfig) -> Path:  # fmt: skip
-    """Where :func:`run` keeps the checkpoint of this run (see :func:`ncbook.checkpoint.checkpoint_path`)."""
-    return checkpoints.checkpoint_path(profile, notebook, name, checkpoints.identity(data, net, config))
+    """Where :func:`run` keeps the checkpoint of this run (see :func:`ncbook.checkpoint.path_for`)."""
+    return checkpoints.path_for(profile, notebook, name, checkpoints.identity(data, net, config))
 
 
 def run(

@@ -12,8 +12,6 @@ import pytest
 from conftest import ROOT
 from test_book import _open, _pages, browser, served_book  # noqa: F401 - the browser fixtures
 
-import pytest
-
 from ncbook.pipeline import provenance
 from ncbook.pipeline.book import chapter_title, copy_executed, find_chapter, mathjax_source, prepare
 

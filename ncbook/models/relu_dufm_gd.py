@@ -107,7 +107,7 @@ def _as_model(model: Any, weights: list[np.ndarray], features: np.ndarray) -> An
 
 
 def _monitor_records(monitor: Any, model: Any, weights: list[np.ndarray], features: np.ndarray) -> list:
-    from ncbook.optimize import _monitor_rows as rows
+    from ncbook.optimize import monitor_rows as rows
 
     with torch.no_grad():  # as ``minimize`` calls monitors
         return rows(monitor(_as_model(model, [w.copy() for w in weights], features.copy())))

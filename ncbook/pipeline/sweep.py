@@ -44,9 +44,9 @@ from ncbook.pipeline.grid import (
     expand_axes,
     grid_from_mapping,
     load_grid,
-    notebook_parameters,
     run_key,
 )
+from ncbook.pipeline.parameters import notebook_parameters
 from ncbook.pipeline.sweep_worker import RUN_FILE, execute_run, read_record, run_status
 
 __all__ = [
