@@ -90,7 +90,7 @@ def main() -> None:
     print("| M | bias | f* (closed form) | SGD: time | SGD steps | L-BFGS: time | L-BFGS evals | speed-up |")
     print("|---|---|---|---|---|---|---|---|")
     for depth, bias in SETTINGS:
-        target = nc.theory.mse_minimizer(counts, depth, lam, lam, bias=bias).loss
+        target = nc.theory.mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam, bias=bias).loss
         setting = dict(depth=depth, width=width, lambda_W=lam, lambda_H=lam, bias=bias, init_std=0.1)
         fresh = [nc.models.make_deep_linear_ufm(counts, **setting, seed=args.seed)
                  for _ in range(REPEATS + 1)]

@@ -265,7 +265,7 @@ def _reference(config: SyntheticConfig) -> MSEMinimizer | None:
     if config.loss != "mse":
         return None
     return mse_minimizer(
-        config.n_per_class, config.depth, config.lambda_W, config.lambda_H,
+        config.n_per_class, config.depth, lambda_W=config.lambda_W, lambda_H=config.lambda_H,
         bias=config.bias, widths=config.width,
     )
 
@@ -356,7 +356,7 @@ def candidates(config: SyntheticConfig) -> dict[str, MSEMinimizer | CEMinimizer]
     if config.loss == "mse":
         found: dict[str, MSEMinimizer | CEMinimizer] = {}
         for rule in ("global", "code"):
-            point = mse_minimizer(config.n_per_class, config.depth, config.lambda_W, config.lambda_H,
+            point = mse_minimizer(config.n_per_class, config.depth, lambda_W=config.lambda_W, lambda_H=config.lambda_H,
                                   bias=config.bias, widths=widths, rule=rule)
             if rule == "global" or not math.isclose(point.loss, found["global"].loss, rel_tol=1e-14):
                 found[rule] = point
@@ -365,7 +365,7 @@ def candidates(config: SyntheticConfig) -> dict[str, MSEMinimizer | CEMinimizer]
         return {}
     geometries = ("etf", "orthoplex") if k % 2 == 0 and 2 * widths >= k else ("etf",)
     return {
-        g: ce_minimizer(config.n_per_class[0], k, config.depth, config.lambda_W, config.lambda_H,
+        g: ce_minimizer(config.n_per_class[0], k, config.depth, lambda_W=config.lambda_W, lambda_H=config.lambda_H,
                         geometry=g, widths=widths)
         for g in geometries
     }
