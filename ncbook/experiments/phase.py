@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ncbook._checks import check_float, check_int
-from ncbook.models.linear_ufm import snapshot, solve
-from ncbook.models.relu_dufm import random_start_runs
-from ncbook.theory.linear import mse_minimizer
+from ncbook.models import UFMSpec, random_start_runs, snapshot, solve
+from ncbook.optimize import MinimizeConfig
+from ncbook.theory import mse_minimizer
 from ncbook.theory.phase import ce_phase_map, dufm_ratio_map, imbalanced_counts
 
 __all__ = ["SearchConfig", "verify_ce", "verify_dufm", "verify_mse"]
@@ -30,19 +30,23 @@ class SearchConfig:
     hops: int = 2  # basin hops after each L-BFGS start (paper A); see ``ncbook.models.solve``
     seed: int = 0  # start i uses seed + i
     zero_tol: float = 1e-6  # a class is "at zero" when ||w_k||^2 <= zero_tol * max_j ||w_j||^2
+    steps: int = 20  # L-BFGS outer steps per start and hop (each up to 50 evaluations)
 
     def __post_init__(self) -> None:
         check_int("starts", self.starts, low=1)
         check_int("hops", self.hops, low=0)
         check_int("seed", self.seed, low=0)
         check_float("zero_tol", self.zero_tol, low=0.0, low_open=True)
+        check_int("steps", self.steps, low=1)
         for i, scale in enumerate(self.init_std):
             check_float(f"init_std[{i}]", scale, low=0.0, low_open=True)
 
 
 def _solve(counts: Sequence[int], depth: int, lam: float, loss: str, search: SearchConfig):
-    return solve(counts, depth, len(counts), lam, lam, loss=loss, starts=search.starts,
-                 init_std=list(search.init_std), seed=search.seed, hops=search.hops, track=False)
+    spec = UFMSpec(tuple(counts), depth, lambda_W=lam, lambda_H=lam, loss=loss)
+    config = MinimizeConfig(method="lbfgs", steps=search.steps, lr=1.0, log_every=search.steps)
+    return solve(spec, config=config, starts=search.starts, init_std=list(search.init_std),
+                 seed=search.seed, hops=search.hops, track=False)
 
 
 def verify_mse(
@@ -59,7 +63,8 @@ def verify_mse(
     rows = []
     for ratio, lam, depth in points:
         counts = imbalanced_counts(num_classes, n_max, ratio, shape)
-        best = {rule: mse_minimizer(counts, depth, lam, lam, rule=rule) for rule in ("global", "code")}
+        best = {rule: mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam, rule=rule)
+                for rule in ("global", "code")}
         run = _solve(counts, depth, lam, "mse", search)
         norms = np.diag(snapshot(run.model).w_grams[0])
         rows.append({
@@ -107,8 +112,9 @@ def verify_dufm(
     for r, depth, lam in points:
         row = dufm_ratio_map([r], [depth], [lam], nonnegative_features=nonnegative_features)
         row = row.iloc[0].to_dict()
-        runs = random_start_runs(row["K"], 1, depth, width, lam, lam, range(seeds), steps, lr,
-                                 log_every=max(1, steps // 4), nonnegative_features=nonnegative_features)
+        runs = random_start_runs(row["K"], 1, depth, width, lambda_H=lam, lambda_W=lam, seeds=range(seeds),
+                                 steps=steps, lr=lr, log_every=max(1, steps // 4),
+                                 nonnegative_features=nonnegative_features)
         found = float(runs.summary["loss"].min())
         kinds = runs.summary["kind"].value_counts().to_dict()
         rows.append({key: row[key] for key in ("r", "K", "depth", "lambda", "dnc", "low_rank", "ratio")}

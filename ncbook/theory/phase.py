@@ -23,8 +23,13 @@ import numpy as np
 import pandas as pd
 
 from ncbook._checks import check_choice, check_float, check_int
-from ncbook.theory.linear import ce_minimizer, collapse_thresholds
-from ncbook.theory.relu import dufm_dnc_loss, dufm_srg_loss, dufm_srg_naive_loss
+from ncbook.theory import (
+    ce_minimizer,
+    collapse_thresholds,
+    dufm_dnc_loss,
+    dufm_srg_loss,
+    dufm_srg_naive_loss,
+)
 
 __all__ = [
     "CE_PHASES",
@@ -131,7 +136,8 @@ def _ce_losses(n: int, num_classes: int, depth: int, lam: float) -> dict[str, fl
     for geometry in CE_PHASES[1:]:
         if geometry == "orthoplex" and num_classes % 2:
             continue
-        losses[geometry] = ce_minimizer(n, num_classes, depth, lam, lam, geometry=geometry).loss
+        losses[geometry] = ce_minimizer(n, num_classes, depth, lambda_W=lam, lambda_H=lam,
+                                        geometry=geometry).loss
     return losses
 
 
@@ -216,16 +222,16 @@ def dufm_ratio_map(
     """
     n = check_int("n", n, low=1)
     check_choice("nonnegative_features", nonnegative_features, (True, False))
-    option = {"nonnegative_features": nonnegative_features}
     rows = []
     for r in rs:
         r = check_int("rs", r, low=3)
         k = r * (r - 1) // 2
         for depth in depths:
             for lam in lambdas:
-                dnc = dufm_dnc_loss(k, depth, n, lam, lam, **option)
-                srg, s = min((dufm_srg_loss(r, s, depth, n, lam, lam, **option), s) for s in range(2, r))
-                naive = dufm_srg_naive_loss(r, depth, n, lam, lam, **option)
+                option = {"lambda_H": lam, "lambda_W": lam, "nonnegative_features": nonnegative_features}
+                dnc = dufm_dnc_loss(k, depth, n, **option)
+                srg, s = min((dufm_srg_loss(r, s, depth, n, **option), s) for s in range(2, r))
+                naive = dufm_srg_naive_loss(r, depth, n, **option)
                 low_rank = min(srg, naive)
                 rows.append({
                     "r": r, "K": k, "depth": int(depth), "lambda": float(lam), "dnc": dnc, "srg": srg,
