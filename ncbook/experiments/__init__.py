@@ -1,6 +1,6 @@
 """The papers' experimental protocols, each producing tidy tables: paper A's synthetic runs
-(:mod:`~ncbook.experiments.synthetic`)."""
+(:mod:`~ncbook.experiments.synthetic`) and paper B's DUFM runs (:mod:`~ncbook.experiments.dufm`)."""
 
-from ncbook.experiments import synthetic
+from ncbook.experiments import dufm, synthetic
 
-__all__ = ["synthetic"]
+__all__ = ["dufm", "synthetic"]
