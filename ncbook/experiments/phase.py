@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ncbook._checks import check_float, check_int
-from ncbook.models import UFMSpec, random_start_runs, snapshot, solve
+from ncbook.experiments.dufm import random_start_runs
+from ncbook.models import UFMSpec, snapshot, solve
 from ncbook.optimize import MinimizeConfig
 from ncbook.theory import mse_minimizer
 from ncbook.theory.phase import ce_phase_map, dufm_ratio_map, imbalanced_counts
@@ -105,16 +106,16 @@ def verify_dufm(
 ) -> pd.DataFrame:
     """At each (r, L, lambda) (K = r(r-1)/2, n = 1): the map's DNC and best low-rank losses
     (:func:`ncbook.theory.phase.dufm_ratio_map`) against full-batch GD from ``seeds`` random starts
-    (:func:`ncbook.models.random_start_runs`). Columns: r, K, depth, lambda, dnc, low_rank, ratio
+    (:func:`ncbook.experiments.dufm.random_start_runs`). Columns: r, K, depth, lambda, dnc, low_rank, ratio
     (map), found (lowest GD loss), found_ratio (found / dnc), kinds (GD end points by kind)."""
     width = check_int("width", width, low=1)
     rows = []
     for r, depth, lam in points:
         row = dufm_ratio_map([r], [depth], [lam], nonnegative_features=nonnegative_features)
         row = row.iloc[0].to_dict()
-        runs = random_start_runs(row["K"], 1, depth, width, lambda_H=lam, lambda_W=lam, seeds=range(seeds),
-                                 steps=steps, lr=lr, log_every=max(1, steps // 4),
-                                 nonnegative_features=nonnegative_features)
+        spec = UFMSpec((1,) * row["K"], depth, width, lambda_W=lam, lambda_H=lam, activation="relu",
+                       nonnegative_features=nonnegative_features)
+        runs = random_start_runs(spec, range(seeds), steps=steps, lr=lr, log_every=max(1, steps // 4))
         found = float(runs.summary["loss"].min())
         kinds = runs.summary["kind"].value_counts().to_dict()
         rows.append({key: row[key] for key in ("r", "K", "depth", "lambda", "dnc", "low_rank", "ratio")}

@@ -37,6 +37,7 @@ __all__ = [
     "ce_phase_boundaries",
     "ce_phase_map",
     "dufm_ratio_map",
+    "garrod_keating_scope",
     "imbalanced_counts",
     "mse_collapse_boundaries",
     "mse_collapse_map",
@@ -144,6 +145,19 @@ def _ce_losses(n: int, num_classes: int, depth: int, lam: float) -> dict[str, fl
 def _winner(losses: dict[str, float]) -> str:
     # The zero point wins ties (it is the limit a -> 0 of both families), then the ETF.
     return min(losses, key=lambda name: (losses[name], CE_PHASES.index(name)))
+
+
+def garrod_keating_scope(num_classes: int, depth: int) -> bool:
+    """Whether (K, M) lies in the scope of Garrod & Keating's Theorem 1 (arXiv 2410.23169): for
+    widths >= K, no DNC/ETF point is a global minimum of the deep linear CE UFM when K >= 4 and
+    M >= 3, or K >= 6 and M = 2.
+
+    >>> [garrod_keating_scope(4, m) for m in (1, 2, 3)], garrod_keating_scope(6, 2)
+    ([False, False, True], True)
+    """
+    k = check_int("num_classes", num_classes, low=2)
+    m = check_int("depth", depth, low=1)
+    return (k >= 4 and m >= 3) or (k >= 6 and m >= 2)
 
 
 def ce_phase_map(
