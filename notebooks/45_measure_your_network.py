@@ -151,24 +151,28 @@ last[["nc1", "cdnv", "nc2_etf", "nc2_equinorm", "nc3", "nc4", "ncc_error", "rank
 # ## The same metric in Lightning or DDP
 #
 # `nc.metrics.NCMetric` is a `torchmetrics.Metric` holding the same float64 statistics. Call
-# `update(features, labels)` on each batch (in a Lightning `validation_step`, say); with
+# `update(features, labels)` on each batch (in a Lightning `validation_step`, say); under
 # DistributedDataParallel its states are summed across processes before `compute()`, so every
-# rank sees the metrics of the whole evaluation set. In a `LightningModule`:
+# process sees the metrics of the whole evaluation set. Set its `classifier` attribute for NC3.
+# (NC4 needs a second pass and is not offered there; `collect(..., nc4=True)` has it.) In a
+# `LightningModule`:
 #
 # ```python
-# self.nc = nc.metrics.NCMetric(num_classes)           # in __init__
-# self.nc.update(self.backbone(x), y)                  # in validation_step
-# self.log_dict(self.nc.compute(classifier=self.fc.weight)); self.nc.reset()  # on_validation_epoch_end
+# self.nc = nc.metrics.NCMetric(num_classes, num_features=64)   # in __init__
+# self.nc.update(self.backbone(x), y)                           # in validation_step
+# self.nc.classifier = self.fc.weight                           # in on_validation_epoch_end,
+# self.log_dict(self.nc.compute()); self.nc.reset()             # then log and start afresh
 # ```
 #
 # Here, on the penultimate features (`net[:11]` is everything before the classifier):
 
 # %%
-metric = nc.metrics.NCMetric(num_classes).to(nb.device)
+metric = nc.metrics.NCMetric(num_classes, num_features=net[11].in_features).to(nb.device)
 with torch.no_grad():
     for x, y in eval_loader:
         metric.update(net[:11](x.to(nb.device)), y.to(nb.device))
-via_metric = metric.compute(classifier=net[11].weight)
+metric.classifier = net[11].weight.detach()
+via_metric = metric.compute()
 {key: via_metric[key] for key in ("nc1", "nc2_etf", "nc3")}
 
 # %% [markdown]

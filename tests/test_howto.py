@@ -59,11 +59,12 @@ def test_the_per_epoch_rows_carry_every_metric():
 def test_ncmetric_agrees_with_collect():
     net, loader = _cnn(), _loader()
     collected = nc.metrics.collect(net, loader, {"hidden": net[6]}, K)["hidden"].compute(net[6].weight)
-    metric = nc.metrics.NCMetric(K)
+    metric = nc.metrics.NCMetric(K, num_features=8)
     with torch.no_grad():
         for x, y in loader:
             metric.update(net[:6](x), y)
-    streamed = metric.compute(classifier=net[6].weight)
+    metric.classifier = net[6].weight.detach()
+    streamed = metric.compute()
     for key in ("nc1", "nc2_etf", "nc3"):
         assert streamed[key] == pytest.approx(collected[key], rel=1e-9)
 
