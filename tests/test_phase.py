@@ -14,8 +14,8 @@ from ncbook.theory import (
     collapse_thresholds,
     dufm_comparison_table,
     mse_minimizer,
+    phase,
 )
-from ncbook.theory import phase
 
 
 # ----------------------------------------------------------------------------- class sizes
@@ -53,8 +53,8 @@ def test_collapse_map_matches_mse_minimizer_pointwise(depth):
     grid = phase.mse_collapse_map(ratios, lambdas, depth, 6, 40)
     for row in grid.to_dict("records"):
         counts, lam = phase.imbalanced_counts(6, 40, row["ratio"]), row["lambda"]
-        zeros = {rule: int((~mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam, rule=rule).active).sum())
-                 for rule in ("global", "code")}
+        zeros = {rule: int((~mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam,
+                                            rule=rule).active).sum()) for rule in ("global", "code")}
         assert (row["zero_global"], row["zero_code"]) == (zeros["global"], zeros["code"])
 
 
@@ -73,7 +73,8 @@ def test_collapse_boundaries_bracket_the_first_and_last_class():
     table = collapse_thresholds(phase.imbalanced_counts(6, 40, 10.0), 3)
     assert row.first_global == table.lambda_global.min() and row.all_code == table.lambda_code.max()
     assert row.first_global < row.all_global and row.first_global < row.first_code
-    below, above = phase.mse_collapse_map([10.0], [row.first_global * 0.999, row.first_global], 3, 6, 40).zero_global
+    edge = [row.first_global * 0.999, row.first_global]
+    below, above = phase.mse_collapse_map([10.0], edge, 3, 6, 40).zero_global
     assert (below, above) == (0, 1)
     balanced = bounds.iloc[0]
     assert balanced.first_global == pytest.approx(balanced.all_global, rel=1e-12)
@@ -90,7 +91,8 @@ def test_ce_map_losses_are_the_ce_minimizer_values():
     for row in grid.to_dict("records"):
         for geometry in ("etf", "orthoplex"):
             lam = row["lambda"]
-            assert row[geometry] == ce_minimizer(5, 6, row["depth"], lambda_W=lam, lambda_H=lam, geometry=geometry).loss
+            best = ce_minimizer(5, 6, row["depth"], lambda_W=lam, lambda_H=lam, geometry=geometry)
+            assert row[geometry] == best.loss
         assert row["zero"] == math.log(6)
         assert row["winner"] == min(("zero", "etf", "orthoplex"), key=lambda g: row[g])
 
