@@ -14,9 +14,10 @@
 # # Phase diagram: simplex ETF, orthoplex or nothing under cross-entropy
 #
 # For a deep linear head trained with cross-entropy and weight decay, is the simplex ETF optimal?
-# {cite:t}`garrod2024persistence` prove (their Theorem 1) that for widths at least $K$ no ETF
-# (deep neural collapse) point is a global minimum of the deep linear CE unconstrained-feature
-# model when $K \ge 4$ and $M \ge 3$, or $K \ge 6$ and $M = 2$. Chapter 13 compares two candidate
+# {cite:t}`garrod2024persistence` report that paper A's cross-entropy result (its Theorem A.1, for
+# a model with a last-layer bias) says yes, find a gap in its proof, and prove (their Theorem 1)
+# that for widths at least $K$ no ETF (deep neural collapse) point is a global minimum of the deep
+# linear CE unconstrained-feature model when $K \ge 4$ and $M \ge 3$, or $K \ge 6$ and $M = 2$. Chapter 13 compares two candidate
 # families at a few settings. This chapter draws the comparison everywhere in $(\lambda, M)$ for
 # $K = 4, 6, 10$, marks Garrod & Keating's scope, and checks the map by L-BFGS from random starts.
 

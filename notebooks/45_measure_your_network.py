@@ -69,6 +69,9 @@ plt.rcParams.update({"font.size": 10})
 # %%
 data = nc.data.load(dataset)
 num_classes = data.num_classes
+data.train.x.shape, data.train.counts()
+
+# %%
 net = nn.Sequential(
     nn.Unflatten(1, (1, 8, 8)),
     nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
@@ -183,6 +186,8 @@ penultimate = history[history.layer == "penultimate"].set_index("epoch")
 nb.check(f"NC1 of the penultimate features falls over training (last / first, at most {nc1_drop})",
          source="literature", cite="papyan2020prevalence", kind="upper", tolerance=nc1_drop,
          measured=penultimate.nc1.iloc[-1] / penultimate.nc1.iloc[0])
+
+# %%
 nb.check("NC1 at the end of training decreases with depth (largest increase from one tapped layer to the next)",
          source="ours", kind="upper", tolerance=0.0,
          measured=float(last.loc[list(layers), "nc1"].diff().dropna().max()))

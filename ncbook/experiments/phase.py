@@ -107,7 +107,8 @@ def verify_dufm(
     """At each (r, L, lambda) (K = r(r-1)/2, n = 1): the map's DNC and best low-rank losses
     (:func:`ncbook.theory.phase.dufm_ratio_map`) against full-batch GD from ``seeds`` random starts
     (:func:`ncbook.experiments.dufm.random_start_runs`). Columns: r, K, depth, lambda, dnc, low_rank, ratio
-    (map), found (lowest GD loss), found_ratio (found / dnc), kinds (GD end points by kind)."""
+    (map), best = min(dnc, low_rank), found (lowest GD loss), found_ratio = found / dnc,
+    below_best = (best - found) / best, kinds (GD end points by kind), nonnegative_features."""
     width = check_int("width", width, low=1)
     rows = []
     for r, depth, lam in points:
@@ -118,6 +119,9 @@ def verify_dufm(
         runs = random_start_runs(spec, range(seeds), steps=steps, lr=lr, log_every=max(1, steps // 4))
         found = float(runs.summary["loss"].min())
         kinds = runs.summary["kind"].value_counts().to_dict()
+        best = min(row["dnc"], row["low_rank"])
         rows.append({key: row[key] for key in ("r", "K", "depth", "lambda", "dnc", "low_rank", "ratio")}
-                    | {"found": found, "found_ratio": found / row["dnc"], "kinds": kinds})
+                    | {"best": best, "found": found, "found_ratio": found / row["dnc"],
+                       "below_best": (best - found) / best, "kinds": kinds,
+                       "nonnegative_features": nonnegative_features})
     return pd.DataFrame(rows)
