@@ -16,8 +16,8 @@
 # Part I checks the imbalanced MSE closed forms of the deep linear unconstrained-feature model
 # ({cite:t}`dang2023neural`, as reconstructed) at a handful of settings. Here we draw them
 # everywhere: over the imbalance ratio and the weight decay, for depths $M = 1, 2, 3, 6$, we show
-# how many classes the global minimizer sets to zero (classifier row and class mean both vanish,
-# "minority collapse" in the strongest sense), where that starts, and the window in which the
+# how many classes the global minimizer sets to zero (classifier row and class mean both vanish:
+# the strongest form of the minority collapse of {cite:t}`fang2021exploring`), where that starts, and the window in which the
 # authors' code rule keeps a class that the global minimum drops. Every map is a few
 # vectorised threshold comparisons; a handful of its points are then checked by L-BFGS from random
 # starts.

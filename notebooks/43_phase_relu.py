@@ -122,7 +122,9 @@ found.round(4)
 # ratio is clearly below 1 (0.9 or less), the best run ends below DNC, though above the
 # construction: gradient descent finds other low-rank points. At $K = 15$, $L = 2$ with free $H_1$
 # the map says 0.983, yet every run ends at DNC: the low-rank point exists, but gradient descent
-# from random starts does not find it.
+# from random starts does not find it. For deep cross-entropy models {cite:t}`garrod2024persistence`
+# argue that DNC is more prevalent in the loss landscape than the low-rank critical points, which
+# would explain the same behaviour here.
 #
 # ## Claims
 

@@ -140,7 +140,7 @@ plt.show()
 
 # %% [markdown]
 # NC1 falls steeply in the first epochs and ends lower the deeper the layer: the collapse is
-# progressive through the network. With a constant learning rate it then levels off; the terminal
+# progressive through the network, as {cite:t}`parker2023neural` observe across architectures. With a constant learning rate it then levels off; the terminal
 # phase of {cite:t}`papyan2020prevalence`, where NC1 keeps falling towards zero, takes hundreds of
 # epochs (the full profile runs 200). The class means stay far from a simplex ETF in this short
 # run, while the classifier keeps turning towards them (NC3) and the nearest-class-mean rule
@@ -189,7 +189,7 @@ nb.check(f"NC1 of the penultimate features falls over training (last / first, at
 
 # %%
 nb.check("NC1 at the end of training decreases with depth (largest increase from one tapped layer to the next)",
-         source="ours", kind="upper", tolerance=0.0,
+         source="literature", cite="parker2023neural", kind="upper", tolerance=0.0,
          measured=float(last.loc[list(layers), "nc1"].diff().dropna().max()))
 nb.check("NCMetric and collect agree (NC1, NC2, NC3 of the penultimate features)", source="consistency",
          measured=[via_metric[k] for k in ("nc1", "nc2_etf", "nc3")],
