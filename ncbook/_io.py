@@ -6,9 +6,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Result files are read by others (the book build, a web server, a colleague): world-readable like
+# any file `open` creates, not mkstemp's private 0600.
+FILE_MODE = 0o644
 
 
 def _atomic_write_text(path: Path, text: str) -> Path:
@@ -18,6 +23,7 @@ def _atomic_write_text(path: Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
