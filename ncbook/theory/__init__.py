@@ -1,7 +1,8 @@
 """Closed-form predictions: global minimizers of the deep linear UFM (paper A: MSE in
 :mod:`~ncbook.theory.linear_mse`, CE in :mod:`~ncbook.theory.linear_ce`, explicit points in
 :mod:`~ncbook.theory.linear_point`) and the DNC versus low-rank comparison for the ReLU deep UFM
-(paper B, :mod:`~ncbook.theory.relu` and :mod:`~ncbook.theory.relu_srg`)."""
+(paper B, :mod:`~ncbook.theory.relu` and :mod:`~ncbook.theory.relu_srg`); the phase maps over
+these closed forms are in :mod:`~ncbook.theory.phase`."""
 
 from ncbook.theory.linear_ce import *  # noqa: F403
 from ncbook.theory.linear_ce import __all__ as _ce_all
