@@ -58,6 +58,7 @@ k2_steps = 20000  # full-batch GD steps (lr 0.5) with two classes
 
 # %%
 from dataclasses import replace
+from functools import partial
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -74,13 +75,7 @@ sns.set_theme(style="whitegrid")
 pd.set_option("display.precision", 8)
 wd, n = weight_decay, n_per_class
 VARIANTS = {False: "H1 free", True: "H1 >= 0"}
-
-
-# %%
-def relu_spec(K, L, n=n, widths=40, nonneg=False):
-    """The ReLU DUFM problem with every decay equal to `weight_decay`."""
-    return UFMSpec((n,) * K, L, widths, lambda_W=wd, lambda_H=wd, activation="relu", nonnegative_features=nonneg)
-
+relu_spec = partial(UFMSpec, lambda_W=wd, lambda_H=wd, activation="relu")  # every decay `weight_decay`
 
 # %% [markdown]
 # ## The model
@@ -122,7 +117,7 @@ def relu_spec(K, L, n=n, widths=40, nonneg=False):
 dnc_checks = pd.DataFrame([
     {"K": K, "L": L, "n": m, "H1": VARIANTS[v],
      "closed form": nc.theory.dufm_dnc_loss(K, L, m, lambda_H=wd, lambda_W=wd, nonnegative_features=v),
-     "objective at explicit weights": nc.models.dnc_dufm(relu_spec(K, L, m, nonneg=v)).objective_value()}
+     "objective at explicit weights": nc.models.dnc_dufm(relu_spec((m,) * K, L, 40, nonnegative_features=v)).objective_value()}
     for K, L, m in [(2, 3, 1), (2, 4, 5), (10, 4, 1), (10, 4, 5), (15, 5, 5)] for v in VARIANTS
 ])
 dnc_checks
@@ -193,10 +188,10 @@ plt.show()
 srg_checks = pd.DataFrame([
     {"r": r, "s": s, "L": L, "H1": VARIANTS[v],
      "closed form": nc.theory.dufm_srg_loss(r, s, L, 1, lambda_H=wd, lambda_W=wd, nonnegative_features=v),
-     "objective at explicit weights": nc.models.srg_dufm(relu_spec(r * (r - 1) // 2, L, 1, nonneg=v), s).objective_value()}
+     "objective at explicit weights": nc.models.srg_dufm(relu_spec((1,) * (r * (r - 1) // 2), L, 40, nonnegative_features=v), s).objective_value()}
     for r, s, L in [(5, 3, 4), (6, 3, 2), (5, 3, 3), (4, 2, 5), (6, 4, 3), (7, 4, 4)] for v in VARIANTS
 ])
-srg_ranks = pd.concat({VARIANTS[v]: dufm.layer_metrics(nc.models.srg_dufm(relu_spec(10, 4, nonneg=v), 3), ["rank"])
+srg_ranks = pd.concat({VARIANTS[v]: dufm.layer_metrics(nc.models.srg_dufm(relu_spec((n,) * 10, 4, 40, nonnegative_features=v), 3), ["rank"])
                        .set_index("name")["value"] for v in VARIANTS}, axis=1).T
 display(srg_checks)
 srg_ranks.rename_axis("rank of the class means (r = 5, L = 4)")
@@ -339,7 +334,7 @@ nb.check_rows(limit, claim="L_SRG / L_DNC tends to C_SRG / K as lambda -> 0 (K =
 # exactly (`nc.models.antipodal_dufm`). With $H_1 \ge 0$ antipodal means are impossible.
 
 # %%
-spec2 = relu_spec(2, k2_depth, 3, 30)
+spec2 = relu_spec((3,) * 2, k2_depth, 30)
 antipodal = nc.models.antipodal_dufm(spec2)
 antipodal_ranks = dufm.layer_metrics(antipodal, ["rank"]).set_index("name")["value"]
 print(f"antipodal point: {antipodal.objective_value() / nc.models.dnc_dufm(spec2).objective_value():.15f} x L_DNC; "

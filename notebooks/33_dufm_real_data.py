@@ -99,19 +99,14 @@ print(f"{dataset}: {len(train)} training samples; L_DNC = {dnc:.5f}; L_SRG / L_D
 # also when class means have low rank) and the training accuracy.
 
 # %%
-def train_net(nonneg, seed_):
-    net = nc.models.make_relu_head_net(train.x, train.y, K, backbone_depth=backbone_depth, depth=L, width=width,
-                                       lambda_W=weight_decay, lambda_H=lam_h, lambda_B=backbone_decay,
-                                       nonnegative_features=nonneg, seed=seed_, device=nb.device)
-    trace = nc.optimize.minimize(net, method="adam", steps=steps, lr=learning_rate, log_every=log_every,
-                                 monitor=dufm.head_monitor(net, dnc), progress=False)
-    return net, trace.wide().assign(seed=seed_, H1=VARIANTS[nonneg])
-
-
-# %%
-results = {(v, s_): train_net(v, s_) for v in VARIANTS for s_ in range(seed, seed + seeds)}
+options = dict(backbone_depth=backbone_depth, depth=L, width=width, lambda_W=weight_decay, lambda_H=lam_h,
+               lambda_B=backbone_decay, device=nb.device, dnc_loss=dnc, steps=steps, lr=learning_rate,
+               log_every=log_every)
+results = {(v, s_): dufm.train_relu_head(train.x, train.y, K, nonnegative_features=v, seed=s_, **options)
+           for v in VARIANTS for s_ in range(seed, seed + seeds)}
 nets = {key: net for key, (net, _) in results.items()}
-history = pd.concat([h for _, h in results.values()], ignore_index=True)
+history = pd.concat([h.assign(seed=s_, H1=VARIANTS[v]) for (v, s_), (_, h) in results.items()],
+                    ignore_index=True)
 
 # %%
 last = history.groupby(["H1", "seed"]).tail(1).set_index(["H1", "seed"])

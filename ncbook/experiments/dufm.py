@@ -21,7 +21,7 @@ import torch
 from ncbook._checks import check_float, check_int
 from ncbook.metrics import class_means, layerwise
 from ncbook.models.relu_dufm import ReLUDUFM, check_relu_spec, make_relu_dufm
-from ncbook.models.relu_head import ReLUHeadNet
+from ncbook.models.relu_head import ReLUHeadNet, make_relu_head_net
 from ncbook.optimize import minimize
 from ncbook.spec import UFMSpec
 from ncbook.theory.relu import dufm_dnc_loss
@@ -38,6 +38,7 @@ __all__ = [
     "random_start_runs",
     "random_start_sweep",
     "summarize_solution",
+    "train_relu_head",
 ]
 
 DUFM_METRICS = ("rank", "cdnv", "nc2_of")  # the per-layer keys reported for DUFM points
@@ -209,3 +210,24 @@ def head_monitor(net: ReLUHeadNet, dnc_loss: float):  # noqa: ANN201
         return keep | {"train accuracy": net.accuracy()}
 
     return monitor
+
+
+def train_relu_head(
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    *,
+    dnc_loss: float,
+    steps: int,
+    lr: float,
+    log_every: int,
+    **net_options: object,
+) -> tuple[ReLUHeadNet, pd.DataFrame]:
+    """Paper B's real-data protocol as we run it (chapter 33): build a backbone with a ReLU MLP head
+    (:func:`ncbook.models.make_relu_head_net` with ``net_options``), train it with full-batch Adam
+    and return the net and its history (one row per logged step: ``ratio`` = head objective /
+    ``dnc_loss``, ``min rank``, ``max cdnv``, ``train accuracy``)."""
+    net = make_relu_head_net(inputs, labels, num_classes, **net_options)
+    trace = minimize(net, method="adam", steps=steps, lr=lr, log_every=log_every,
+                     monitor=head_monitor(net, dnc_loss), progress=False)
+    return net, trace.wide()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 DESCRIPTION = """\
 Run the book's notebooks and sweeps of them.
@@ -62,10 +60,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def _sweep(args: argparse.Namespace) -> int:
     from ncbook.pipeline import sweep
 
@@ -75,8 +69,9 @@ def _sweep(args: argparse.Namespace) -> int:
             status = sweep.run_status(grid.out / run.key)
             print(f"{status:8s} {run.key}  {run.parameters}")
         return 0
-    # A scheduler's SIGTERM stops the workers like Ctrl-C does, instead of orphaning them.
-    signal.signal(signal.SIGTERM, _interrupt)
+    from ncbook.pipeline.run_notebook import interrupt_on_sigterm
+
+    interrupt_on_sigterm()  # the workers stop like on Ctrl-C instead of being orphaned
     report = sweep.run_sweep(grid, args.executor, args.jobs, args.address, args.retry_failed)
     print(f"{grid.name}: {report.count('done')} done, {report.count('failed')} failed, "
           f"{report.count('pending')} pending; {len(report.executed)} executed in {report.wall_s:.1f} s "

@@ -262,8 +262,13 @@ def _finish_notebook(path: Path, record: dict[str, Any]) -> None:
     nbformat.write(node, str(path))
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def interrupt_on_sigterm() -> None:
+    """Make a scheduler's SIGTERM stop this process the way Ctrl-C does, so cleanup runs."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def parser(prog: str = "python -m ncbook.run_notebook") -> argparse.ArgumentParser:
@@ -295,7 +300,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m ncbook.run_notebo
     overrides = {name: parse_value(value) for name, value in args.parameter}
     if args.device is not None:
         overrides["device"] = args.device
-    signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop cleans up like Ctrl-C
+    interrupt_on_sigterm()
     status = 0
     for notebook in args.notebooks:
         if not notebook.is_file():
