@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from functools import cache
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -99,17 +99,32 @@ def _started_by_batch_executor() -> bool:
     return any(name in command for name in _BATCH_EXECUTORS)
 
 
-@cache
-def code_hash() -> str:
-    """SHA-256 (16 hex digits) of every ``ncbook/**/*.py`` that runs here, by relative path and
-    content: a cache or a stored result made by other code carries another hash."""
+def code_hash(files: Iterable[str] | None = None) -> str:
+    """SHA-256 (16 hex digits) of ncbook's source, by relative path and content: of ``files``
+    (paths relative to the package, e.g. those a run imported) or of every ``ncbook/**/*.py``. A
+    cache or a stored result made by other code carries another hash; a listed file that no longer
+    exists hashes as absent."""
     package = Path(__file__).resolve().parent
+    if files is None:
+        sources = (p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+        files = (p.relative_to(package).as_posix() for p in sources)
     digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        if "__pycache__" in path.parts:
-            continue
-        digest.update(path.relative_to(package).as_posix().encode())
+    for name in sorted(set(files)):
+        path = package / name
+        digest.update(name.encode())
         digest.update(b"\0")
-        digest.update(path.read_bytes())
+        digest.update(path.read_bytes() if path.is_file() else b"<absent>")
         digest.update(b"\0")
     return digest.hexdigest()[:16]
+
+
+def loaded_code_files() -> list[str]:
+    """The ncbook source files this process has imported, relative to the package (what a run's
+    results depend on; a change elsewhere in ncbook leaves them current)."""
+    package = Path(__file__).resolve().parent
+    files = set()
+    for module in list(sys.modules.values()):
+        origin = getattr(module, "__file__", None)
+        if origin and Path(origin).resolve().is_relative_to(package):
+            files.add(Path(origin).resolve().relative_to(package).as_posix())
+    return sorted(files)

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ncbook._runtime import code_hash
+from ncbook._runtime import code_hash, loaded_code_files
 
 PACKAGES = ("ncbook", "torch", "torchvision", "numpy", "scipy", "pandas", "seaborn", "papermill")
 ENV_FILE = "NCBOOK_PROVENANCE_FILE"
@@ -40,6 +40,16 @@ def record_setup(profile: str, device: Any, seed: int) -> None:
     Path(path).write_text(json.dumps(
         {"profile": profile, "seed": seed, "device": str(device), "device_name": name or "cpu"}
     ))
+
+
+def report_code() -> None:
+    """Tell the runner which ncbook sources this run imported (no-op outside the runner); called
+    by the notebook session when the chapter finishes."""
+    path = os.environ.get(ENV_FILE)
+    if not path:
+        return
+    reported = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
+    Path(path).write_text(json.dumps(reported | {"code_files": loaded_code_files()}))
 
 
 def package_versions() -> dict[str, str]:
@@ -69,12 +79,15 @@ def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "absent"
 
 
-def fingerprint(root: Path, stem: str, profile: str) -> dict[str, str]:
-    """The content hashes a run of ``notebooks/<stem>.py`` under ``profile`` depends on."""
+def fingerprint(root: Path, stem: str, profile: str, code_files: list[str] | None = None) -> dict[str, Any]:
+    """The content hashes a run of ``notebooks/<stem>.py`` under ``profile`` depends on: the
+    notebook, the parameters file and the ncbook sources the run imported (``code_files``, reported
+    by the notebook session; every ncbook source when unknown)."""
     return {
         "notebook_hash": file_hash(root / "notebooks" / f"{stem}.py"),
         "params_hash": file_hash(root / "params" / f"{profile}.yml"),
-        "code_hash": code_hash(),
+        "code_hash": code_hash(code_files),
+        "code_files": code_files,
     }
 
 
@@ -83,7 +96,8 @@ def stale_reasons(record: dict[str, Any], root: Path) -> list[str]:
 
     A record without hashes (written before they were recorded) is stale: nothing says it matches.
     """
-    now = fingerprint(root, record.get("notebook", ""), record.get("profile", "smoke"))
+    stem, profile = record.get("notebook", ""), record.get("profile", "smoke")
+    now = fingerprint(root, stem, profile, record.get("code_files"))
     return [words for key, words in HASHED.items() if record.get(key) != now[key]]
 
 

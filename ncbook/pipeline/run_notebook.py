@@ -239,7 +239,7 @@ def _provenance(run: RunPlan, device_file: Path, wall_time: float, root: Path, r
         "device": reported.get("device", run.parameters.get("device", "not reported")),
         "device_name": reported.get("device_name", "unknown"),
         "commit": provenance.git_commit(root),
-        **provenance.fingerprint(root, run.stem, run.profile),
+        **provenance.fingerprint(root, run.stem, run.profile, reported.get("code_files")),
         "paper_differences": paper_differences(run.profile, run.stem, root),
         "wall_time_s": wall_time,
         "executed_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -95,6 +95,9 @@ class Notebook:
         if not self.ledger.claims:
             raise AssertionError(f"notebook {self.name!r} recorded no claims")
         self.ledger.save(self.results / "claims.json")
+        from ncbook.pipeline.provenance import report_code
+
+        report_code()
         try:
             from IPython.display import display
         except ImportError:  # plain Python: print the table instead

@@ -1,0 +1,52 @@
+"""A stored result depends on the ncbook sources its run imported: a change there makes it stale,
+a change elsewhere in the package does not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+from ncbook import _runtime
+from ncbook.pipeline import provenance
+
+
+def test_hash_covers_only_the_listed_files(tmp_path, monkeypatch):
+    package = tmp_path / "ncbook"
+    package.mkdir()
+    (package / "a.py").write_text("A = 1\n")
+    (package / "b.py").write_text("B = 1\n")
+    monkeypatch.setattr(_runtime, "__file__", str(package / "_runtime.py"))
+    only_a, everything = _runtime.code_hash(["a.py"]), _runtime.code_hash()
+    (package / "b.py").write_text("B = 2\n")
+    assert _runtime.code_hash(["a.py"]) == only_a and _runtime.code_hash() != everything
+    (package / "a.py").write_text("A = 2\n")
+    assert _runtime.code_hash(["a.py"]) != only_a
+    (package / "a.py").unlink()
+    assert _runtime.code_hash(["a.py"]) != only_a  # a vanished source is a change too
+
+
+def test_a_run_records_the_modules_it_imported():
+    code = ("import json, ncbook.claims; from ncbook._runtime import loaded_code_files; "
+            "print(json.dumps(loaded_code_files()))")
+    files = json.loads(subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
+                                      capture_output=True, text=True).stdout)
+    assert "claims.py" in files and "__init__.py" in files
+    assert not [f for f in files if f.startswith(("models/", "pipeline/sweep"))]
+
+
+def test_stale_only_when_an_imported_source_changes(tmp_path, monkeypatch):
+    package = tmp_path / "ncbook"
+    package.mkdir()
+    (package / "used.py").write_text("X = 1\n")
+    (package / "other.py").write_text("Y = 1\n")
+    monkeypatch.setattr(_runtime, "__file__", str(package / "_runtime.py"))
+    record = {"notebook": "00_overview", "profile": "smoke",
+              **provenance.fingerprint(ROOT, "00_overview", "smoke", ["used.py"])}
+    assert provenance.stale_reasons(record, ROOT) == []
+    (package / "other.py").write_text("Y = 2\n")
+    assert provenance.stale_reasons(record, ROOT) == []
+    (package / "used.py").write_text("X = 2\n")
+    assert provenance.stale_reasons(record, ROOT) == ["ncbook code"]
