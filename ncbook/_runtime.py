@@ -99,22 +99,25 @@ def _started_by_batch_executor() -> bool:
     return any(name in command for name in _BATCH_EXECUTORS)
 
 
-def code_hash(files: Iterable[str] | None = None) -> str:
-    """SHA-256 (16 hex digits) of ncbook's source, by relative path and content: of ``files``
-    (paths relative to the package, e.g. those a run imported) or of every ``ncbook/**/*.py``. A
-    cache or a stored result made by other code carries another hash; a listed file that no longer
-    exists hashes as absent."""
+def source_digests() -> dict[str, str]:
+    """SHA-256 of every ``ncbook/**/*.py``, keyed by its path relative to the package."""
     package = Path(__file__).resolve().parent
-    if files is None:
-        sources = (p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
-        files = (p.relative_to(package).as_posix() for p in sources)
+    return {
+        path.relative_to(package).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in package.rglob("*.py") if "__pycache__" not in path.parts
+    }
+
+
+def code_hash(files: Iterable[str] | None = None, digests: dict[str, str] | None = None) -> str:
+    """SHA-256 (16 hex digits) of ncbook's source, by relative path and content: of ``files``
+    (paths relative to the package, e.g. those a run imported) or of every source. ``digests``
+    (from :func:`source_digests`, taken when a run started) stands for the files on disk, so a run
+    is fingerprinted by the code it started with. A cache or a stored result made by other code
+    carries another hash; a listed file that no longer exists hashes as absent."""
+    digests = source_digests() if digests is None else digests
     digest = hashlib.sha256()
-    for name in sorted(set(files)):
-        path = package / name
-        digest.update(name.encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes() if path.is_file() else b"<absent>")
-        digest.update(b"\0")
+    for name in sorted(set(digests if files is None else files)):
+        digest.update(f"{name}\0{digests.get(name, '<absent>')}\0".encode())
     return digest.hexdigest()[:16]
 
 

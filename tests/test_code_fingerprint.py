@@ -50,3 +50,28 @@ def test_stale_only_when_an_imported_source_changes(tmp_path, monkeypatch):
     assert provenance.stale_reasons(record, ROOT) == []
     (package / "used.py").write_text("X = 2\n")
     assert provenance.stale_reasons(record, ROOT) == ["ncbook code"]
+
+
+def test_parameters_hash_covers_only_the_notebooks_own_sections(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "a.py").write_text("x = 1\n")
+    params = tmp_path / "params" / "smoke.yml"
+    params.parent.mkdir()
+    params.write_text("_all: {device: cpu}\na: {steps: 10}\nb: {steps: 20}\n")
+    before = provenance.snapshot(tmp_path, "a", "smoke")
+    params.write_text("_all: {device: cpu}\na: {steps: 10}\nb: {steps: 30}\n")
+    assert provenance.snapshot(tmp_path, "a", "smoke")["params_hash"] == before["params_hash"]
+    params.write_text("_all: {device: cpu}\na: {steps: 11}\nb: {steps: 30}\n")
+    assert provenance.snapshot(tmp_path, "a", "smoke")["params_hash"] != before["params_hash"]
+
+
+def test_a_run_is_fingerprinted_by_the_code_it_started_with(tmp_path, monkeypatch):
+    package = tmp_path / "ncbook"
+    package.mkdir()
+    (package / "used.py").write_text("X = 1\n")
+    monkeypatch.setattr(_runtime, "__file__", str(package / "_runtime.py"))
+    start = provenance.snapshot(ROOT, "00_overview", "smoke")
+    (package / "used.py").write_text("X = 2\n")  # edited while the run goes on
+    record = {"notebook": "00_overview", "profile": "smoke",
+              **provenance.fingerprint(ROOT, "00_overview", "smoke", ["used.py"], start)}
+    assert provenance.stale_reasons(record, ROOT) == ["ncbook code"]

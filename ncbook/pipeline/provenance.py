@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from ncbook._runtime import code_hash, loaded_code_files
+from ncbook._runtime import code_hash, loaded_code_files, source_digests
 
 PACKAGES = ("ncbook", "torch", "torchvision", "numpy", "scipy", "pandas", "seaborn", "papermill")
 ENV_FILE = "NCBOOK_PROVENANCE_FILE"
@@ -79,14 +79,35 @@ def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "absent"
 
 
-def fingerprint(root: Path, stem: str, profile: str, code_files: list[str] | None = None) -> dict[str, Any]:
-    """The content hashes a run of ``notebooks/<stem>.py`` under ``profile`` depends on: the
-    notebook, the parameters file and the ncbook sources the run imported (``code_files``, reported
-    by the notebook session; every ncbook source when unknown)."""
+def snapshot(root: Path, stem: str, profile: str) -> dict[str, Any]:
+    """What a run of ``notebooks/<stem>.py`` under ``profile`` starts from: the notebook's source,
+    its parameters (``_all`` and its own section of ``params/<profile>.yml``, nothing else) and
+    the digest of every ncbook source. Taken before the run, so an edit made while it runs cannot
+    pass for the code it ran."""
+    from ncbook.pipeline.parameters import load_parameters
+
+    try:
+        parameters = load_parameters(profile, stem, root)
+    except (OSError, ValueError):
+        parameters = {"unreadable": True}
     return {
         "notebook_hash": file_hash(root / "notebooks" / f"{stem}.py"),
-        "params_hash": file_hash(root / "params" / f"{profile}.yml"),
-        "code_hash": code_hash(code_files),
+        "params_hash": hashlib.sha256(
+            json.dumps(parameters, sort_keys=True, default=repr).encode()).hexdigest()[:16],
+        "digests": source_digests(),
+    }
+
+
+def fingerprint(root: Path, stem: str, profile: str, code_files: list[str] | None = None,
+                start: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The content hashes a run depends on: notebook, its parameters, and the ncbook sources the run
+    imported (``code_files``, reported by the notebook session; every source when unknown), taken
+    from ``start`` (:func:`snapshot` before the run) or from the tree now."""
+    start = start or snapshot(root, stem, profile)
+    return {
+        "notebook_hash": start["notebook_hash"],
+        "params_hash": start["params_hash"],
+        "code_hash": code_hash(code_files, start["digests"]),
         "code_files": code_files,
     }
 

@@ -189,6 +189,7 @@ def execute(notebook: Path, profile: str, overrides: dict[str, Any] | None = Non
     node.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     stage = _stage(run, run_id)
     device_file = stage / ".device.json"
+    start = provenance.snapshot(root, run.stem, run.profile)
     started_wall, started = time.time(), time.perf_counter()
     kernel_env = {
         "NCBOOK_NOTEBOOK": run.stem, "NCBOOK_RUN_DIR": str(stage), "NCBOOK_RUN_ID": run_id,
@@ -201,7 +202,7 @@ def execute(notebook: Path, profile: str, overrides: dict[str, Any] | None = Non
                                        kernel_name="python3", progress_bar=False, log_output=False)
         _check_complete(partial, stage, run_id, started_wall)
         wall_time = time.perf_counter() - started
-        record = _provenance(run, device_file, wall_time, root, run_id)
+        record = _provenance(run, device_file, wall_time, root, run_id, start)
         _finish_notebook(partial, record)
         write_json(stage / "provenance.json", record)
         if run.profile == "full" and not run.exploratory:
@@ -225,7 +226,8 @@ def execute(notebook: Path, profile: str, overrides: dict[str, Any] | None = Non
     return run.output
 
 
-def _provenance(run: RunPlan, device_file: Path, wall_time: float, root: Path, run_id: str) -> dict:
+def _provenance(run: RunPlan, device_file: Path, wall_time: float, root: Path, run_id: str,
+                start: dict[str, Any]) -> dict:
     reported = json.loads(device_file.read_text()) if device_file.is_file() else {}
     return {
         "notebook": run.stem,
@@ -239,7 +241,7 @@ def _provenance(run: RunPlan, device_file: Path, wall_time: float, root: Path, r
         "device": reported.get("device", run.parameters.get("device", "not reported")),
         "device_name": reported.get("device_name", "unknown"),
         "commit": provenance.git_commit(root),
-        **provenance.fingerprint(root, run.stem, run.profile, reported.get("code_files")),
+        **provenance.fingerprint(root, run.stem, run.profile, reported.get("code_files"), start),
         "paper_differences": paper_differences(run.profile, run.stem, root),
         "wall_time_s": wall_time,
         "executed_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
