@@ -1,0 +1,150 @@
+"""Checks of the deep linear UFM statements (chapters 11-15): numerical optima set against the
+closed forms of :mod:`ncbook.theory`, as tables that the chapters turn into claims, one row each.
+
+* :func:`solve_depths`: the closed form and the best L-BFGS point for each depth M;
+* :func:`statement_table`: per depth, what the MSE statements say (loss, NC1, frame, NC3);
+* :func:`closed_form_errors`: every predicted matrix, layer by layer, against the optimum;
+* :func:`norm_sweep`: ``||w_k||^2`` and the loss across a common lambda;
+* :func:`local_check`: is a point stationary, and does the loss come back after a kick?;
+* :func:`ce_scope`: where the CE orthoplex is below the simplex ETF, over a lambda grid.
+
+>>> scope = ce_scope(10, 4, 3, [1e-3, 1e-2])
+>>> bool(scope["orthoplex_below"].all())
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ncbook._checks import check_float, check_int
+from ncbook.metrics import class_means, nc3_self_duality
+from ncbook.models.linear_ufm import (
+    LBFGS, DeepLinearUFM, SolveResult, compare, snapshot, solve,
+)
+from ncbook.optimize import minimize
+from ncbook.theory.linear import LinearPoint, MSEMinimizer, ce_minimizer, mse_minimizer
+
+FRAMES = ("of", "etf", "gof")  # orthogonal frame, simplex ETF, general orthogonal frame
+
+__all__ = [
+    "FRAMES", "ce_scope", "check_depths", "closed_form_errors", "local_check", "norm_sweep",
+    "solve_depths", "statement_table",
+]
+
+
+def check_depths(depths: Any) -> tuple[int, ...]:
+    """``depths`` as a tuple of ints >= 1; a scalar or an empty list is a one-line error."""
+    if isinstance(depths, (str, bytes)) or not isinstance(depths, Sequence) or not depths:
+        raise ValueError(f"`depths` must be a non-empty list of depths (integers >= 1), got {depths!r}")
+    return tuple(check_int(f"depths[{i}]", m, low=1) for i, m in enumerate(depths))
+
+
+def solve_depths(
+    counts: Sequence[int], depths: Sequence[int], width: int, *, lambda_W: Any, lambda_H: float,
+    bias: bool = False, **solve_options: Any,
+) -> tuple[dict[int, MSEMinimizer], dict[int, SolveResult]]:
+    """For each depth M: the closed-form global minimizer and the best of the L-BFGS starts
+    (``solve_options`` go to :func:`ncbook.models.solve`, e.g. ``starts``, ``init_std``).
+
+    Raises ``ValueError`` when the lambdas make some depth's minimizer zero (nothing to check).
+    """
+    predictions = {m: mse_minimizer(counts, m, lambda_W, lambda_H, bias=bias, widths=width)
+                   for m in check_depths(depths)}
+    zero = [m for m, p in predictions.items() if not p.direction_active.any()]
+    if zero:
+        raise ValueError(f"`lambda_W`/`lambda_H` make the minimizer zero at depths {zero}; lower them")
+    runs = {m: solve(counts, m, width, lambda_W, lambda_H, bias=bias, theory=p, **solve_options)
+            for m, p in predictions.items()}
+    return predictions, runs
+
+
+def statement_table(
+    predictions: Mapping[int, MSEMinimizer], runs: Mapping[int, SolveResult], frame: str
+) -> pd.DataFrame:
+    """One row per depth M with the best start's values of what the MSE statements speak about:
+
+    ``f_star``, ``loss``; ``undershoot`` = (f* - lowest start) / f*, > 0 only if a start beat f*;
+    ``nc1`` = max over layers; ``frame`` = max distance of the Grams of W_M..W_j and Hbar_j to
+    the frame (``"of"``, ``"etf"``, ``"gof"``) over layers j; ``nc3`` = ||W/||W|| - Hbar^T/||Hbar|| ||;
+    ``nc3_ratio`` = ||W||_F / ||Hbar||_F; ``error`` / ``spectrum_error`` = the largest relative
+    error of any matrix (of its spectrum) against the closed form (:func:`closed_form_errors`).
+    Runs must have been tracked (``track=True``, the default of :func:`solve`).
+    """
+    if frame not in FRAMES:
+        raise ValueError(f"`frame` must be one of {FRAMES}, got {frame!r}")
+    errors = closed_form_errors(predictions, runs).groupby("M")
+    rows = []
+    for m, p in predictions.items():
+        run, final = runs[m], runs[m].final_metrics()
+        W = run.model.end_to_end().detach()
+        means = class_means(run.model.features.detach().T, run.model.labels)
+        rows.append({
+            "M": m, "f_star": p.loss, "loss": run.loss, "undershoot": (p.loss - min(run.final_losses)) / p.loss,
+            "nc1": max(final[f"nc1@{j}"] for j in range(1, m + 1)),
+            "frame": max(final[f"{g}_{frame}@{j}"] for g in "wh" for j in range(1, m + 1)),
+            "nc3": float(nc3_self_duality(W, means, squared=False)),
+            "nc3_ratio": float(W.norm() / means.norm()),
+            "error": errors.get_group(m)["matrix_error"].max(),
+            "spectrum_error": errors.get_group(m)["spectrum_error"].max(),
+        })
+    return pd.DataFrame(rows)
+
+
+def closed_form_errors(
+    predictions: Mapping[int, MSEMinimizer], runs: Mapping[int, SolveResult]
+) -> pd.DataFrame:
+    """Long table (M, quantity, layer, scale, matrix_error, spectrum_error): every matrix the
+    closed form predicts, read off the best start (see :func:`ncbook.models.compare`)."""
+    return pd.concat([
+        compare(snapshot(runs[m].model), snapshot(DeepLinearUFM.from_point(p.point()))).assign(M=m)
+        for m, p in predictions.items()
+    ], ignore_index=True)
+
+
+def norm_sweep(
+    counts: Sequence[int], depth: int, lambdas: Sequence[float], width: int, **solve_options: Any
+) -> pd.DataFrame:
+    """Re-solve at each common lambda = lambda_W = lambda_H: one row per (lambda, class) with
+    ``w_sq`` = ||w_k||^2 of the best start, ``w_sq_star`` its closed form, ``f`` and ``f_star``."""
+    rows = []
+    for i, lam in enumerate(lambdas):
+        lam = check_float(f"lambdas[{i}]", lam, low=0.0, low_open=True)
+        theory = mse_minimizer(counts, depth, lam, lam, widths=width)
+        run = solve(counts, depth, width, lam, lam, track=False, **solve_options)
+        measured = np.diag(snapshot(run.model).w_grams[0])
+        rows += [{"lambda": lam, "class": k, "w_sq": w, "w_sq_star": t, "f": run.loss, "f_star": theory.loss}
+                 for k, (w, t) in enumerate(zip(measured, theory.w_norm_sq))]
+    return pd.DataFrame(rows)
+
+
+def local_check(point: LinearPoint, loss: str = "mse", *, noise: float = 1e-3, seed: int = 0) -> dict[str, float]:
+    """Is ``point`` a local minimum? ``grad`` = max |gradient| at the point; ``after`` = the
+    objective after adding noise of ``noise`` times each tensor's RMS and re-optimising with
+    L-BFGS (equal to the point's value when it is a strict local minimum)."""
+    grad = DeepLinearUFM.from_point(point, loss).gradient_norm()
+    kicked = DeepLinearUFM.from_point(point, loss, noise=noise, seed=seed)
+    minimize(kicked.objective, kicked.parameters(), LBFGS)
+    with torch.no_grad():
+        return {"grad": grad, "after": float(kicked.objective())}
+
+
+def ce_scope(n: int, num_classes: int, depth: int, lambdas: Sequence[float]) -> pd.DataFrame:
+    """For each common lambda = lambda_W = lambda_H: the best simplex-ETF and orthoplex points of
+    the balanced CE model (:func:`ncbook.theory.ce_minimizer`), their scales ``a_etf``, ``a_orth``
+    (0: the zero point), losses ``f_etf``, ``f_orth``, ``rel_gap`` = f_orth / f_etf - 1 and
+    whether the orthoplex is strictly lower (``orthoplex_below``)."""
+    rows = []
+    for i, lam in enumerate(lambdas):
+        lam = check_float(f"lambdas[{i}]", lam, low=0.0, low_open=True)
+        etf = ce_minimizer(n, num_classes, depth, lam, lam)
+        orth = ce_minimizer(n, num_classes, depth, lam, lam, geometry="orthoplex")
+        rows.append({"K": num_classes, "M": depth, "n": n, "lambda": lam, "a_etf": etf.a, "a_orth": orth.a,
+                     "f_etf": etf.loss, "f_orth": orth.loss, "rel_gap": orth.loss / etf.loss - 1,
+                     "orthoplex_below": orth.loss < etf.loss})
+    return pd.DataFrame(rows)
