@@ -72,7 +72,8 @@ def statement_table(
     ``f_star``, ``loss``; ``undershoot`` = (f* - lowest start) / f*, > 0 only if a start beat f*;
     ``nc1`` = max over layers; ``frame`` = max distance of the Grams of W_M..W_j and Hbar_j to
     the frame (``"of"``, ``"etf"``, ``"gof"``) over layers j; ``nc3`` = ||W/||W|| - Hbar^T/||Hbar|| ||;
-    ``nc3_ratio`` = ||W||_F / ||Hbar||_F; ``error`` / ``spectrum_error`` = the largest relative
+    ``nc3_ratio`` = ||W||_F / ||Hbar||_F; ``global_mean`` = ||mean of H_1|| / ||Hbar||_F;
+    ``bias_error`` = max |b - b*| (NaN without a bias); ``error`` / ``spectrum_error`` = the largest relative
     error of any matrix (of its spectrum) against the closed form (:func:`closed_form_errors`).
     Runs must have been tracked (``track=True``, the default of :func:`solve`).
     """
@@ -90,6 +91,9 @@ def statement_table(
             "frame": max(final[f"{g}_{frame}@{j}"] for g in "wh" for j in range(1, m + 1)),
             "nc3": float(nc3_self_duality(W, means, squared=False)),
             "nc3_ratio": float(W.norm() / means.norm()),
+            "global_mean": float(run.model.features.detach().mean(1).norm() / means.norm()),
+            "bias_error": np.nan if p.output_bias is None else
+            float(np.abs(run.model.bias.detach().cpu().numpy() - p.output_bias).max()),
             "error": errors.get_group(m)["matrix_error"].max(),
             "spectrum_error": errors.get_group(m)["spectrum_error"].max(),
         })
