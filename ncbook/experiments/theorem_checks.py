@@ -33,7 +33,7 @@ from ncbook.theory.linear import LinearPoint, MSEMinimizer, ce_minimizer, mse_mi
 FRAMES = ("of", "etf", "gof")  # orthogonal frame, simplex ETF, general orthogonal frame
 
 __all__ = [
-    "FRAMES", "ce_scope", "check_depths", "closed_form_errors", "local_check", "norm_sweep",
+    "FRAMES", "ce_scope", "ce_scope_summary", "check_depths", "closed_form_errors", "local_check", "norm_sweep",
     "solve_depths", "statement_table",
 ]
 
@@ -151,4 +151,22 @@ def ce_scope(n: int, num_classes: int, depth: int, lambdas: Sequence[float]) -> 
         rows.append({"K": num_classes, "M": depth, "n": n, "lambda": lam, "a_etf": etf.a, "a_orth": orth.a,
                      "f_etf": etf.loss, "f_orth": orth.loss, "rel_gap": orth.loss / etf.loss - 1,
                      "orthoplex_below": orth.loss < etf.loss})
+    return pd.DataFrame(rows)
+
+
+def ce_scope_summary(scope: pd.DataFrame) -> pd.DataFrame:
+    """Per (K, M, n) of a :func:`ce_scope` table, over the lambdas where the ETF minimizer is
+    non-zero: how many there are (``points``), the largest such lambda (``lambda_etf_max``), the
+    orthoplex's relative advantage 1 - f_orth / f_etf at its smallest (``advantage_min``) and
+    largest (``advantage_max``), and whether the orthoplex is strictly lower at every one of them
+    (``below_everywhere``). ``lambda_orth_max`` is the largest lambda with a non-zero orthoplex."""
+    rows = []
+    for (k, m, n), part in scope.groupby(["K", "M", "n"], sort=False):
+        live = part[part["a_etf"] > 0]
+        advantage = -live["rel_gap"]
+        rows.append({"K": k, "M": m, "n": n, "points": len(live),
+                     "lambda_etf_max": live["lambda"].max(),
+                     "lambda_orth_max": part.loc[part["a_orth"] > 0, "lambda"].max(),
+                     "advantage_min": advantage.min(), "advantage_max": advantage.max(),
+                     "below_everywhere": bool(live["orthoplex_below"].all()) and len(live) > 0})
     return pd.DataFrame(rows)
