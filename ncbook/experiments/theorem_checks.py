@@ -33,7 +33,7 @@ from ncbook.theory.linear import LinearPoint, MSEMinimizer, ce_minimizer, mse_mi
 FRAMES = ("of", "etf", "gof")  # orthogonal frame, simplex ETF, general orthogonal frame
 
 __all__ = [
-    "FRAMES", "ce_scope", "ce_scope_summary", "check_depths", "closed_form_errors", "local_check", "norm_sweep",
+    "FRAMES", "ce_scope", "ce_scope_summary", "check_depths", "class_table", "closed_form_errors", "local_check", "norm_sweep",
     "solve_depths", "statement_table",
 ]
 
@@ -170,3 +170,21 @@ def ce_scope_summary(scope: pd.DataFrame) -> pd.DataFrame:
                      "advantage_min": advantage.min(), "advantage_max": advantage.max(),
                      "below_everywhere": bool(live["orthoplex_below"].all()) and len(live) > 0})
     return pd.DataFrame(rows)
+
+
+def class_table(prediction: MSEMinimizer, run: SolveResult) -> pd.DataFrame:
+    """One row per class k of the best start against the closed form: ``w_sq`` = ||w_k||^2,
+    ``h_sq`` = ||hbar_k||^2 (class means of H_1), ``ratio`` = ||w_k|| / ||hbar_k|| (NaN for a
+    zero class), ``wh`` = w_k . hbar_k, each with its ``*_star``, and ``active``."""
+    shot = snapshot(run.model)
+    h_sq = np.diag(shot.h_grams[0])
+    w_sq = np.diag(shot.w_grams[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(prediction.active, np.sqrt(w_sq / h_sq), np.nan)
+        ratio_star = np.sqrt(prediction.w_norm_sq / prediction.h_norm_sq)
+    return pd.DataFrame({
+        "class": range(len(w_sq)), "n_k": prediction.n_per_class, "active": prediction.active,
+        "w_sq": w_sq, "w_sq_star": prediction.w_norm_sq, "h_sq": h_sq, "h_sq_star": prediction.h_norm_sq,
+        "ratio": ratio, "ratio_star": np.where(prediction.active, ratio_star, np.nan),
+        "wh": np.diag(shot.logits), "wh_star": prediction.wh,
+    })
