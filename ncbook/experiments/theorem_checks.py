@@ -6,6 +6,8 @@ closed forms of :mod:`ncbook.theory`, as tables that the chapters turn into clai
 * :func:`closed_form_errors`: every predicted matrix, layer by layer, against the optimum;
 * :func:`norm_sweep`: ``||w_k||^2`` and the loss across a common lambda;
 * :func:`local_check`: is a point stationary, and does the loss come back after a kick?;
+* :func:`class_table`: per class, the norms and NC3 constants against the closed form;
+* :func:`window_gap`: the authors' collapse rule against the global one, over a lambda grid;
 * :func:`ce_scope`: where the CE orthoplex is below the simplex ETF, over a lambda grid.
 
 >>> scope = ce_scope(10, 4, 3, [1e-3, 1e-2])
@@ -28,13 +30,15 @@ from ncbook.models.linear_ufm import (
     LBFGS, DeepLinearUFM, SolveResult, compare, snapshot, solve,
 )
 from ncbook.optimize import minimize
-from ncbook.theory.linear import LinearPoint, MSEMinimizer, ce_minimizer, mse_minimizer
+from ncbook.theory.linear import (
+    LinearPoint, MSEMinimizer, ce_minimizer, collapse_thresholds, lambda_sweep, mse_minimizer,
+)
 
 FRAMES = ("of", "etf", "gof")  # orthogonal frame, simplex ETF, general orthogonal frame
 
 __all__ = [
     "FRAMES", "ce_scope", "ce_scope_summary", "check_depths", "class_table", "closed_form_errors", "local_check", "norm_sweep",
-    "solve_depths", "statement_table",
+    "solve_depths", "statement_table", "window_gap",
 ]
 
 
@@ -188,3 +192,17 @@ def class_table(prediction: MSEMinimizer, run: SolveResult) -> pd.DataFrame:
         "ratio": ratio, "ratio_star": np.where(prediction.active, ratio_star, np.nan),
         "wh": np.diag(shot.logits), "wh_star": prediction.wh,
     })
+
+
+def window_gap(counts: Sequence[int], depth: int, lambdas: Sequence[float], width: int) -> pd.DataFrame:
+    """Per common lambda: the closed-form loss under the global rule (``global``) and under the
+    authors' rule (``code``), ``gap`` = code - global, and ``in_window``: whether some class has
+    beta*_M < beta_k <= phi_max (lambda between its ``lambda_global`` and ``lambda_code``)."""
+    curves = lambda_sweep(counts, depth, lambdas, widths=width)
+    losses = curves.drop_duplicates(["lambda", "rule"]).pivot(index="lambda", columns="rule", values="loss")
+    edges = collapse_thresholds(counts, depth)
+    grid = losses.index.to_numpy()
+    inside = np.any([(grid > low) & (grid <= high) for low, high in
+                     zip(edges["lambda_global"], edges["lambda_code"])], axis=0)
+    return pd.DataFrame({"lambda": grid, "global": losses["global"].to_numpy(), "code": losses["code"].to_numpy(),
+                         "gap": (losses["code"] - losses["global"]).to_numpy(), "in_window": inside})
