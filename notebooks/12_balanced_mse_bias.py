@@ -57,7 +57,7 @@
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (CPU, about a minute) or "full"
-device = "auto"  # "auto", "cpu" or "cuda"; this notebook's float64 L-BFGS runs on the CPU
+device = "auto"  # "auto", "cpu" or "cuda"; the float64 L-BFGS of this notebook runs on the CPU
 seed = 0
 num_classes = 4  # K
 n_per_class = 10  # n

@@ -79,7 +79,7 @@
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (CPU, about a minute) or "full"
-device = "auto"  # "auto", "cpu" or "cuda"; this notebook's float64 L-BFGS runs on the CPU
+device = "auto"  # "auto", "cpu" or "cuda"; the float64 L-BFGS of this notebook runs on the CPU
 seed = 0
 n_per_class = 10  # n for the problems with four classes
 n_per_class_k6 = 5  # n for the problem with six classes

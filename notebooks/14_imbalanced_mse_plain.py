@@ -53,7 +53,7 @@
 
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (CPU, about a minute) or "full"
-device = "auto"  # "auto", "cpu" or "cuda"; this notebook's float64 L-BFGS runs on the CPU
+device = "auto"  # "auto", "cpu" or "cuda"; the float64 L-BFGS of this notebook runs on the CPU
 seed = 0
 n_per_class = [40, 20, 10, 5]  # class sizes, largest first
 width = 6  # d, at least K
