@@ -27,18 +27,28 @@ import torch
 from ncbook._checks import check_float, check_int
 from ncbook.metrics import class_means, nc3_self_duality
 from ncbook.models.linear_ufm import (
-    LBFGS, DeepLinearUFM, SolveResult, compare, snapshot, solve,
+    LBFGS,
+    DeepLinearUFM,
+    SolveResult,
+    compare,
+    snapshot,
+    solve,
 )
 from ncbook.optimize import minimize
 from ncbook.theory.linear import (
-    LinearPoint, MSEMinimizer, ce_minimizer, collapse_thresholds, lambda_sweep, mse_minimizer,
+    LinearPoint,
+    MSEMinimizer,
+    ce_minimizer,
+    collapse_thresholds,
+    lambda_sweep,
+    mse_minimizer,
 )
 
 FRAMES = ("of", "etf", "gof")  # orthogonal frame, simplex ETF, general orthogonal frame
 
 __all__ = [
-    "FRAMES", "ce_scope", "ce_scope_summary", "check_depths", "class_table", "closed_form_errors", "local_check", "norm_sweep",
-    "solve_depths", "statement_table", "window_gap",
+    "FRAMES", "ce_scope", "ce_scope_summary", "check_depths", "class_table", "closed_form_errors",
+    "local_check", "norm_sweep", "solve_depths", "statement_table", "window_gap",
 ]
 
 
@@ -90,7 +100,8 @@ def statement_table(
         W = run.model.end_to_end().detach()
         means = class_means(run.model.features.detach().T, run.model.labels)
         rows.append({
-            "M": m, "f_star": p.loss, "loss": run.loss, "undershoot": (p.loss - min(run.final_losses)) / p.loss,
+            "M": m, "f_star": p.loss, "loss": run.loss,
+            "undershoot": (p.loss - min(run.final_losses)) / p.loss,
             "nc1": max(final[f"nc1@{j}"] for j in range(1, m + 1)),
             "frame": max(final[f"{g}_{frame}@{j}"] for g in "wh" for j in range(1, m + 1)),
             "nc3": float(nc3_self_duality(W, means, squared=False)),
@@ -131,7 +142,9 @@ def norm_sweep(
     return pd.DataFrame(rows)
 
 
-def local_check(point: LinearPoint, loss: str = "mse", *, noise: float = 1e-3, seed: int = 0) -> dict[str, float]:
+def local_check(
+    point: LinearPoint, loss: str = "mse", *, noise: float = 1e-3, seed: int = 0
+) -> dict[str, float]:
     """Is ``point`` a local minimum? ``grad`` = max |gradient| at the point; ``after`` = the
     objective after adding noise of ``noise`` times each tensor's RMS and re-optimising with
     L-BFGS (equal to the point's value when it is a strict local minimum)."""
@@ -204,5 +217,7 @@ def window_gap(counts: Sequence[int], depth: int, lambdas: Sequence[float], widt
     grid = losses.index.to_numpy()
     inside = np.any([(grid > low) & (grid <= high) for low, high in
                      zip(edges["lambda_global"], edges["lambda_code"])], axis=0)
-    return pd.DataFrame({"lambda": grid, "global": losses["global"].to_numpy(), "code": losses["code"].to_numpy(),
-                         "gap": (losses["code"] - losses["global"]).to_numpy(), "in_window": inside})
+    return pd.DataFrame({
+        "lambda": grid, "global": losses["global"].to_numpy(), "code": losses["code"].to_numpy(),
+        "gap": (losses["code"] - losses["global"]).to_numpy(), "in_window": inside,
+    })
