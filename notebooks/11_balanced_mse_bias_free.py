@@ -114,7 +114,7 @@ sns.set_theme(style="whitegrid")
 # and the distances of the normalised Gram matrices to the orthogonal frame.
 
 # %%
-config = nc.optimize.SolverConfig("lbfgs", steps=300, lr=1.0, inner=5, log_every=2)
+config = nc.optimize.MinimizeConfig("lbfgs", steps=300, lr=1.0, inner=5, log_every=2)
 predictions, runs = tc.solve_depths(counts, depths, width, lambda_W=lambda_W, lambda_H=lambda_H,
                                     config=config, starts=starts, init_std=(0.5, 1.0), seed=seed)
 pd.DataFrame([{"M": m, "β": p.beta[0], "β*_M": nc.theory.beta_star(m), "x": p.x[0], "f*": p.loss,
@@ -126,13 +126,13 @@ pd.DataFrame([{"M": m, "β": p.beta[0], "β*_M": nc.theory.beta_star(m), "x": p.
 # %%
 deep = max(depths)
 first = runs[deep].history.query("start == 0 and step <= 120")
-gap = first.drop_duplicates("step").assign(gap=lambda t: t["loss"] - predictions[deep].loss)
+gap = first.query("metric == 'loss'").assign(gap=lambda t: t["value"] - predictions[deep].loss)
 labels = [r"$f - f^*$", r"$\mathrm{NC1}(H_m)$", r"$\|\mathrm{nrm}(W_{M:m}W_{M:m}^\top) - I_K/\sqrt{K}\|_F$"]
 
 # %% mystnb={"figure": {"caption": "First start of the deepest model (the first 120 outer L-BFGS steps, log scale). Left: loss minus the closed-form minimum $f^*$. Middle: NC1 of the features $H_m$ entering layer $m$. Right: distance of the normalised Gram matrix of $W_{M:m} = W_M\\cdots W_m$ to the orthogonal frame $I_K/\\sqrt{K}$.", "name": "fig-11-curves"}}
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
 sns.lineplot(data=gap, x="step", y="gap", ax=axes[0])
-for ax, metric in zip(axes[1:], ["nc1", "w_of"]):
+for ax, metric in zip(axes[1:], ["nc1", "nc2_of_w"]):
     sns.lineplot(data=first[first["metric"] == metric], x="step", y="value", hue="layer",
                  palette="crest", ax=ax).legend(title="$m$")
 for ax, label in zip(axes, labels):
@@ -208,7 +208,7 @@ sweep = sweep.query("`class` == 0").assign(ratio=np.tile(sweep_ratios, 2), w_err
 
 # %%
 curve = pd.DataFrame([{"M": m, "ratio": r, "w_sq_star": nc.theory.mse_minimizer(
-    counts, m, common_lambda(m, r), common_lambda(m, r)).w_norm_sq[0]}
+    counts, m, lambda_W=common_lambda(m, r), lambda_H=common_lambda(m, r)).w_norm_sq[0]}
     for m in (1, 2) for r in np.linspace(0.2, 1.8, 321)])
 
 # %% mystnb={"figure": {"caption": "Squared classifier row norm $\\|w_k\\|^2$ against $\\beta/\\beta^*_M$. Lines: closed form; dots: best of the L-BFGS starts. $M = 1$ shrinks continuously to zero at the threshold; $M = 2$ jumps.", "name": "fig-11-sweep"}}

@@ -91,7 +91,7 @@ sns.set_theme(style="whitegrid")
 # %%
 predictions, runs = tc.solve_depths(counts, depths, width, lambda_W=lambda_W, lambda_H=lambda_H, bias=True,
                                     starts=starts, init_std=0.5, seed=seed)
-bias_free = {m: nc.theory.mse_minimizer(counts, m, lambda_W, lambda_H, widths=width) for m in depths}
+bias_free = {m: nc.theory.mse_minimizer(counts, m, lambda_W=lambda_W, lambda_H=lambda_H, widths=width) for m in depths}
 pd.DataFrame([{"M": m, "β": p.beta[0], "x": p.x[0], "f* (bias)": p.loss, "f* (no bias)": bias_free[m].loss,
                "best L-BFGS loss": runs[m].loss, "active directions": int(p.direction_active.sum())}
               for m, p in predictions.items()])

@@ -169,9 +169,10 @@ nb.check("small-lambda winner follows 2^(p-1) < 1 - 1/K (fraction of 9 cases tha
 # %%
 runs_cases = {"K=4, M=1": (4, n_per_class, 1, lambda_m1), "K=4, M=3": (4, n_per_class, 3, lambda_m3),
               "K=6, M=2": (6, n_per_class_k6, 2, lambda_k6)}
-runs = {name: nc.models.solve([n] * k, m, k + 1, lam, lam, loss="ce", starts=starts, init_std=0.5,
-                              seed=seed, track=False) for name, (k, n, m, lam) in runs_cases.items()}
-theory = {name: {g: nc.theory.ce_minimizer(n, k, m, lam, lam, geometry=g, widths=k + 1)
+specs = {name: nc.models.UFMSpec([n] * k, m, k + 1, lambda_W=lam, lambda_H=lam, loss="ce")
+         for name, (k, n, m, lam) in runs_cases.items()}
+runs = {name: nc.models.solve(spec, starts=starts, init_std=0.5, seed=seed, track=False) for name, spec in specs.items()}
+theory = {name: {g: nc.theory.ce_minimizer(n, k, m, lambda_W=lam, lambda_H=lam, geometry=g, widths=k + 1)
                  for g in nc.theory.CE_GEOMETRIES} for name, (k, n, m, lam) in runs_cases.items()}
 
 # %%

@@ -142,7 +142,7 @@ plt.show()
 
 # %%
 table = tc.statement_table(predictions, runs, frame="gof").assign(
-    of=run.final_metrics()["w_of@1"], of_star=nc.geometry.gram_distance(prediction.w_gram, nc.geometry.orthogonal_frame(K)))
+    of=run.final_metrics()["nc2_of_w@1"], of_star=nc.geometry.gram_distance(prediction.w_gram, nc.geometry.orthogonal_frame(K)))
 table[["loss", "f_star", "nc1", "frame", "error", "of", "of_star"]]
 
 # %% tags=["hide-input"]
@@ -178,7 +178,7 @@ thresholds = np.sqrt(n) / N
 lambdas = np.geomspace(thresholds.min() / 3, thresholds.max() * 1.2, sweep_points)
 sweep = tc.norm_sweep(counts, 1, lambdas, width, starts=1, init_std=0.5, seed=seed)
 curve = pd.DataFrame([{"lambda": lam, "class": k, "w_sq_star": w} for lam in np.geomspace(lambdas[0], lambdas[-1], 300)
-                      for k, w in enumerate(nc.theory.mse_minimizer(counts, 1, lam, lam).w_norm_sq)])
+                      for k, w in enumerate(nc.theory.mse_minimizer(counts, 1, lambda_W=lam, lambda_H=lam).w_norm_sq)])
 
 # %% mystnb={"figure": {"caption": "$\\|w_k\\|^2$ per class against the common $\\lambda$ (log scale). Lines: closed form; dots: L-BFGS. Each class shrinks continuously to zero at $\\lambda = \\sqrt{n_k}/N$ (dotted), smallest class first.", "name": "fig-14-collapse"}}
 fig, ax = plt.subplots(figsize=(6.5, 3.6))

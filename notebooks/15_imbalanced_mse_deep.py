@@ -168,7 +168,7 @@ nb.check_rows(table, claim="M={M}: NC3, W Hbar = diag(x^M/(1+x^M)) (largest entr
 
 # %%
 lam = window_lambda
-rules = {rule: nc.theory.mse_minimizer(counts, window_depth, lam, lam, widths=width, rule=rule) for rule in nc.theory.RULES}
+rules = {rule: nc.theory.mse_minimizer(counts, window_depth, lambda_W=lam, lambda_H=lam, widths=width, rule=rule) for rule in nc.theory.RULES}
 pd.DataFrame({"n_k": counts, "β_k": rules["global"].beta, "β*_M": nc.theory.beta_star(window_depth),
               "φ_max": nc.theory.phi_max(window_depth), "active (global)": rules["global"].active,
               "active (code)": rules["code"].active, "‖w_k‖² (global)": rules["global"].w_norm_sq,
@@ -179,8 +179,9 @@ pd.DataFrame({"n_k": counts, "β_k": rules["global"].beta, "β*_M": nc.theory.be
 # (perturb by $10^{-3}$, re-optimise, the loss comes back), and which one plain random starts reach.
 
 # %%
-plain = nc.models.solve(counts, window_depth, width, lam, lam, starts=window_starts, init_std=(0.5, 1.0, 2.0),
-                        seed=seed, continuation=(), track=False)
+window_spec = nc.models.UFMSpec(counts, window_depth, width, lambda_W=lam, lambda_H=lam)
+plain = nc.models.solve(window_spec, starts=window_starts, init_std=(0.5, 1.0, 2.0), seed=seed, continuation=(),
+                        track=False)
 ends = np.array(plain.final_losses)
 window = pd.DataFrame([{"rule": rule, "f": p.loss, **tc.local_check(p.point(), seed=seed),
                         "random starts ending here": int(np.sum(np.abs(ends - p.loss) <= 1e-9 * p.loss))}
@@ -244,7 +245,7 @@ plt.show()
 def rule_row(m, t):
     below = thresholds[m]["lambda_global"].iloc[-1] * (1 - 1e-9)  # just below the smallest class's beta*
     return {"M": m, "outside": t.loc[~t.in_window, "gap"].abs().max(), "inside": t.loc[t.in_window, "gap"].min(),
-            "points_inside": int(t.in_window.sum()), "wh_below": nc.theory.mse_minimizer(counts, m, below, below).wh[-1],
+            "points_inside": int(t.in_window.sum()), "wh_below": nc.theory.mse_minimizer(counts, m, lambda_W=below, lambda_H=below).wh[-1],
             "wh_star": (m - 1) / m}
 
 

@@ -83,7 +83,7 @@ for name, value in [("loss_tolerance", loss_tolerance), ("ce_tolerance", ce_tole
     nc.profiles.check_float(name, value, low=0.0, low_open=True)
 ce_starts = nc.profiles.check_int("ce_starts", ce_starts, low=1, high=16)
 shared = dict(n_per_class=[n_per_class] * nc.profiles.check_int("num_classes", num_classes, low=2),
-              width=cuda_width if torch_device.type == "cuda" else width,
+              widths=cuda_width if torch_device.type == "cuda" else width,
               init_std=cuda_init_std if torch_device.type == "cuda" else init_std, lambda_W=weight_decay,
               lambda_H=weight_decay, steps=steps, lr=learning_rate, log_every=log_every, dtype=dtype)
 mse_runs = nc.experiments.synthetic.grid(depths=depths, biases=[False, True], seeds=[seed], **shared)
@@ -142,11 +142,11 @@ plt.show()
 # frame is orthogonal, not an ETF.
 
 # %% mystnb={"figure": {"caption": "MSE without bias: NC1 and the distances of the classifier and class-mean Gram matrices to the orthogonal frame, per layer (colour), per depth (column). Dashed: the predicted final value (zero for the OF metrics, the OF-to-ETF distance for the ETF metric).", "name": "fig-21-of"}}
-labels = {"nc1": "NC1", "w_of": "NC2 W vs OF", "h_of": "NC2 H vs OF", "nc3": "NC3 W vs H",
-          "w_etf": "NC2 W vs ETF", "h_etf": "NC2 H vs ETF"}
-free = table.query("criterion == 'mse' and not bias and metric in ['nc1', 'w_of', 'h_of', 'nc3', 'w_etf']")
+labels = {"nc1": "NC1", "nc2_of_w": "NC2 W vs OF", "nc2_of": "NC2 H vs OF", "nc3_sub": "NC3 W vs H",
+          "nc2_etf_w": "NC2 W vs ETF", "nc2_etf": "NC2 H vs ETF"}
+free = table.query("criterion == 'mse' and not bias and metric in ['nc1', 'nc2_of_w', 'nc2_of', 'nc3_sub', 'nc2_etf_w']")
 grid = nc.plots.facet_lines(free, row="metric", col="depth", hue="layer",
-                            row_order=["nc1", "w_of", "h_of", "nc3", "w_etf"], floor=1e-32,
+                            row_order=["nc1", "nc2_of_w", "nc2_of", "nc3_sub", "nc2_etf_w"], floor=1e-32,
                             reference=predicted.query("criterion == 'mse' and not bias"), labels=labels)
 grid.set_titles(row_template="{row_name}", col_template="M = {col_name}").set_ylabels("")
 plt.show()
@@ -164,9 +164,9 @@ plt.show()
 # with the ETF metrics in the NC2 rows and the OF distance (again predicted at 0.518) in the last.
 
 # %% mystnb={"figure": {"caption": "MSE with an unpenalised bias: the same metrics against the simplex ETF. Dashed: predicted final values.", "name": "fig-21-etf"}}
-with_bias = table.query("criterion == 'mse' and bias and metric in ['nc1', 'w_etf', 'h_etf', 'nc3', 'w_of']")
+with_bias = table.query("criterion == 'mse' and bias and metric in ['nc1', 'nc2_etf_w', 'nc2_etf', 'nc3_sub', 'nc2_of_w']")
 grid = nc.plots.facet_lines(with_bias, row="metric", col="depth", hue="layer",
-                            row_order=["nc1", "w_etf", "h_etf", "nc3", "w_of"], floor=1e-32,
+                            row_order=["nc1", "nc2_etf_w", "nc2_etf", "nc3_sub", "nc2_of_w"], floor=1e-32,
                             reference=predicted.query("criterion == 'mse' and bias"), labels=labels)
 grid.set_titles(row_template="{row_name}", col_template="M = {col_name}").set_ylabels("")
 plt.show()
@@ -177,7 +177,7 @@ plt.show()
 
 # %%
 mse_end = end.query("criterion == 'mse'")
-worst = mse_end.query("metric in ['nc1', 'nc3', 'w_pred', 'h_pred', 'wh_pred']").pivot_table(
+worst = mse_end.query("metric in ['nc1', 'nc3_sub', 'nc2_pred_w', 'nc2_pred', 'nc3_pred']").pivot_table(
     index=["bias", "depth"], columns="metric", values="value", aggfunc="max")
 worst.join(mse_end.query("metric == 'loss'").set_index(["bias", "depth"])[["value", "predicted"]])
 
@@ -251,7 +251,7 @@ for (bias, depth), value in worst.max(axis=1).items():
 for depth, rows in bias_end.groupby("depth"):
     ledger.check(f"MSE, M={depth}: bias b* = n_k/N", predicted=rows["predicted"], measured=rows["value"],
                  tolerance=metric_tolerance, kind="abs")
-other = mse_end.query("(not bias and metric == 'w_etf') or (bias and metric == 'w_of')")
+other = mse_end.query("(not bias and metric == 'nc2_etf_w') or (bias and metric == 'nc2_of_w')")
 ledger.check("MSE: WW^T stays at the predicted distance 0.5176 from the other frame (every layer)",
              predicted=other["predicted"], measured=other["value"], tolerance=metric_tolerance, kind="abs")
 for row in ce_outcome.itertuples():

@@ -87,12 +87,12 @@ for name, value in [("loss_tolerance", loss_tolerance), ("metric_tolerance", met
     nc.profiles.check_float(name, value, low=0.0, low_open=True)
 on_cuda = torch_device.type == "cuda"
 main_runs = nc.experiments.synthetic.grid(depths=depths, seeds=[seed], n_per_class=n_per_class,
-                              width=cuda_width if on_cuda else width, init_std=cuda_init_std if on_cuda else init_std,
+                              widths=cuda_width if on_cuda else width, init_std=cuda_init_std if on_cuda else init_std,
                               lambda_W=weight_decay, lambda_H=weight_decay, steps=steps, lr=learning_rate,
                               log_every=log_every, dtype=dtype)
 starts = range(seed, seed + nc.profiles.check_int("minority_starts", minority_starts, low=1, high=16))
 minority_runs = nc.experiments.synthetic.grid(depths=minority_depths, decays=minority_decays, seeds=starts,
-                                  n_per_class=minority_counts, width=minority_width, steps=minority_steps,
+                                  n_per_class=minority_counts, widths=minority_width, steps=minority_steps,
                                   log_every=log_every, dtype=dtype)
 ledger = nc.claims.Ledger("22_synthetic_imbalanced", profile, paper="A")
 
@@ -124,11 +124,11 @@ predicted.query("run in @main and candidate == 'global' and metric in ['w_norm_s
 # layers.
 
 # %% mystnb={"figure": {"caption": "Imbalanced classes: NC1 and the distances to the predicted general orthogonal frame (W W^T, class means, self-duality), per layer (colour) and depth (column). All fall to round-off level.", "name": "fig-22-gof"}}
-labels = {"nc1": "NC1", "w_pred": "NC2 W vs GOF", "h_pred": "NC2 H vs GOF", "nc3_pred": "NC3 W vs DH",
-          "w_of": "W vs OF", "h_of": "H vs OF"}
-grid = nc.plots.facet_lines(table.query("run in @main and metric in ['nc1', 'w_pred', 'h_pred', 'nc3_pred']"),
+labels = {"nc1": "NC1", "nc2_pred_w": "NC2 W vs GOF", "nc2_pred": "NC2 H vs GOF", "nc3_pred_sub": "NC3 W vs DH",
+          "nc2_of_w": "W vs OF", "nc2_of": "H vs OF"}
+grid = nc.plots.facet_lines(table.query("run in @main and metric in ['nc1', 'nc2_pred_w', 'nc2_pred', 'nc3_pred_sub']"),
                             row="metric", col="depth", hue="layer", labels=labels,
-                            row_order=["nc1", "w_pred", "h_pred", "nc3_pred"], floor=1e-32)
+                            row_order=["nc1", "nc2_pred_w", "nc2_pred", "nc3_pred_sub"], floor=1e-32)
 grid.set_titles(row_template="{row_name}", col_template="M = {col_name}").set_ylabels("")
 plt.show()
 
@@ -143,8 +143,8 @@ plt.show()
 # colour). Deeper layers see a more unequal frame.
 
 # %% mystnb={"figure": {"caption": "The same runs measured against the orthogonal frame: the distances settle at the predicted GOF-to-OF distance (dashed, one per layer), not at zero.", "name": "fig-22-of"}}
-grid = nc.plots.facet_lines(table.query("run in @main and metric in ['w_of', 'h_of']"), row="metric",
-                            col="depth", hue="layer", labels=labels, log_y=False, row_order=["w_of", "h_of"],
+grid = nc.plots.facet_lines(table.query("run in @main and metric in ['nc2_of_w', 'nc2_of']"), row="metric",
+                            col="depth", hue="layer", labels=labels, log_y=False, row_order=["nc2_of_w", "nc2_of"],
                             reference=predicted.query("run in @main and candidate == 'global'"))
 grid.set_titles(row_template="{row_name}", col_template="M = {col_name}").set_ylabels("distance")
 plt.show()
@@ -154,7 +154,7 @@ plt.show()
 # authors' settings the spec lists 0.298736, 0.430704, 0.481773 for $M = 1, 3, 6$):
 
 # %%
-of_end = end.query("run in @main and layer == 1 and metric in ['w_of', 'wh_of']")
+of_end = end.query("run in @main and layer == 1 and metric in ['nc2_of_w', 'nc3_of']")
 of_end.pivot_table(index="depth", columns="metric", values=["value", "predicted"])
 
 # %% [markdown]
@@ -217,7 +217,7 @@ outcome.filter(items=["depth", "lambda_W", "seed", "loss", "global", "code", "ca
 for row in end.query("metric == 'loss'").itertuples():
     ledger.check(f"M={row.depth}, n={row.counts}, lambda={row.lambda_W}: final loss equals the global f*",
                  predicted=row.predicted, measured=row.value, tolerance=loss_tolerance)
-worst = end.query("run in @main and metric in ['nc1', 'w_pred', 'h_pred', 'nc3_pred', 'wh_pred']")
+worst = end.query("run in @main and metric in ['nc1', 'nc2_pred_w', 'nc2_pred', 'nc3_pred_sub', 'nc3_pred']")
 for depth, rows in worst.groupby("depth"):
     ledger.check(f"M={depth}: NC1 and GOF distances at every layer vanish", predicted=0.0,
                  measured=rows["value"].max(), tolerance=metric_tolerance, kind="upper")

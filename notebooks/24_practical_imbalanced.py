@@ -95,7 +95,7 @@ if len(counts) != data.num_classes:
     raise ValueError(f"`counts` needs {data.num_classes} entries for {dataset}, got {len(counts)}")
 data = replace(data, train=nc.data.subset_by_counts(data.train, counts))
 K, N = data.num_classes, sum(counts)
-theory = {(m, convention): nc.theory.mse_minimizer(counts, m, scale * weight_decay, scale * feature_decay,
+theory = {(m, convention): nc.theory.mse_minimizer(counts, m, lambda_W=scale * weight_decay, lambda_H=scale * feature_decay,
                                                    widths=width)
           for m in depths for convention, scale in (("K-scaled", K), ("raw", 1))}
 print(f"{dataset}: N = {N}, n_k = {counts}; lambda_W = {K * weight_decay:g}, lambda_H = {K * feature_decay:g}")

@@ -26,16 +26,12 @@ import torch
 
 from ncbook._checks import check_float, check_int
 from ncbook.metrics import class_means, nc3_self_duality
-from ncbook.models.linear_ufm import (
-    LBFGS,
-    DeepLinearUFM,
-    SolveResult,
-    compare,
-    snapshot,
-    solve,
-)
+from ncbook.models.linear_snapshot import compare, snapshot
+from ncbook.models.linear_solve import LBFGS, SolveResult, solve
+from ncbook.models.linear_ufm import DeepLinearUFM
 from ncbook.optimize import minimize
-from ncbook.theory.linear import (
+from ncbook.spec import UFMSpec
+from ncbook.theory import (
     LinearPoint,
     MSEMinimizer,
     ce_minimizer,
@@ -44,11 +40,18 @@ from ncbook.theory.linear import (
     mse_minimizer,
 )
 
-FRAMES = ("of", "etf", "gof")  # orthogonal frame, simplex ETF, general orthogonal frame
+# frame -> per-layer metric keys (classifier W_M..W_m, class means H_m) and the logits' key (layer 1);
+# "gof" compares with the closed form's own general orthogonal frame (the ``*_pred`` distances)
+FRAME_KEYS = {
+    "of": ("nc2_of_w", "nc2_of", "nc3_of"),  # orthogonal frame
+    "etf": ("nc2_etf_w", "nc2_etf", "nc3_etf"),  # simplex ETF
+    "gof": ("nc2_pred_w", "nc2_pred", "nc3_pred"),  # general orthogonal frame of the prediction
+}
+FRAMES = tuple(FRAME_KEYS)
 
 __all__ = [
-    "FRAMES", "ce_scope", "ce_scope_summary", "check_depths", "class_table", "closed_form_errors",
-    "local_check", "norm_sweep", "solve_depths", "statement_table", "window_gap",
+    "FRAMES", "FRAME_KEYS", "ce_scope", "ce_scope_summary", "check_depths", "class_table",
+    "closed_form_errors", "local_check", "norm_sweep", "solve_depths", "statement_table", "window_gap",
 ]
 
 
@@ -68,13 +71,13 @@ def solve_depths(
 
     Raises ``ValueError`` when the lambdas make some depth's minimizer zero (nothing to check).
     """
-    predictions = {m: mse_minimizer(counts, m, lambda_W, lambda_H, bias=bias, widths=width)
+    predictions = {m: mse_minimizer(counts, m, lambda_W=lambda_W, lambda_H=lambda_H, bias=bias, widths=width)
                    for m in check_depths(depths)}
     zero = [m for m, p in predictions.items() if not p.direction_active.any()]
     if zero:
         raise ValueError(f"`lambda_W`/`lambda_H` make the minimizer zero at depths {zero}; lower them")
-    runs = {m: solve(counts, m, width, lambda_W, lambda_H, bias=bias, theory=p, **solve_options)
-            for m, p in predictions.items()}
+    runs = {m: solve(UFMSpec(counts, m, width, lambda_W=lambda_W, lambda_H=lambda_H, bias=bias), reference=p,
+                     **solve_options) for m, p in predictions.items()}
     return predictions, runs
 
 
@@ -84,8 +87,9 @@ def statement_table(
     """One row per depth M with the best start's values of what the MSE statements speak about:
 
     ``f_star``, ``loss``; ``undershoot`` = (f* - lowest start) / f*, > 0 only if a start beat f*;
-    ``nc1`` = max over layers; ``frame`` = max distance of the Grams of W_M..W_j and Hbar_j to
-    the frame (``"of"``, ``"etf"``, ``"gof"``) over layers j; ``nc3`` = ||W/||W|| - Hbar^T/||Hbar|| ||;
+    ``nc1`` = max over layers; ``frame`` = max distance of the Grams of W_M..W_j and Hbar_j (every
+    layer j) and of the logits W Hbar to the frame (``"of"``, ``"etf"``, ``"gof"``: see
+    FRAME_KEYS); ``nc3`` = ||W/||W|| - Hbar^T/||Hbar|| ||;
     ``nc3_ratio`` = ||W||_F / ||Hbar||_F; ``global_mean`` = ||mean of H_1|| / ||Hbar||_F;
     ``bias_error`` = max |b - b*| (NaN without a bias); ``error`` / ``spectrum_error`` = the largest relative
     error of any matrix (of its spectrum) against the closed form (:func:`closed_form_errors`).
@@ -103,7 +107,8 @@ def statement_table(
             "M": m, "f_star": p.loss, "loss": run.loss,
             "undershoot": (p.loss - min(run.final_losses)) / p.loss,
             "nc1": max(final[f"nc1@{j}"] for j in range(1, m + 1)),
-            "frame": max(final[f"{g}_{frame}@{j}"] for g in "wh" for j in range(1, m + 1)),
+            "frame": max([final[f"{key}@{j}"] for key in FRAME_KEYS[frame][:2] for j in range(1, m + 1)]
+                         + [final[f"{FRAME_KEYS[frame][2]}@1"]]),
             "nc3": float(nc3_self_duality(W, means, squared=False)),
             "nc3_ratio": float(W.norm() / means.norm()),
             "global_mean": float(run.model.features.detach().mean(1).norm() / means.norm()),
@@ -134,8 +139,8 @@ def norm_sweep(
     rows = []
     for i, lam in enumerate(lambdas):
         lam = check_float(f"lambdas[{i}]", lam, low=0.0, low_open=True)
-        theory = mse_minimizer(counts, depth, lam, lam, widths=width)
-        run = solve(counts, depth, width, lam, lam, track=False, **solve_options)
+        theory = mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam, widths=width)
+        run = solve(UFMSpec(counts, depth, width, lambda_W=lam, lambda_H=lam), track=False, **solve_options)
         measured = np.diag(snapshot(run.model).w_grams[0])
         rows += [{"lambda": lam, "class": k, "w_sq": w, "w_sq_star": t, "f": run.loss, "f_star": theory.loss}
                  for k, (w, t) in enumerate(zip(measured, theory.w_norm_sq))]
@@ -150,7 +155,7 @@ def local_check(
     L-BFGS (equal to the point's value when it is a strict local minimum)."""
     grad = DeepLinearUFM.from_point(point, loss).gradient_norm()
     kicked = DeepLinearUFM.from_point(point, loss, noise=noise, seed=seed)
-    minimize(kicked.objective, kicked.parameters(), LBFGS)
+    minimize(kicked, **vars(LBFGS), progress=False)
     with torch.no_grad():
         return {"grad": grad, "after": float(kicked.objective())}
 
@@ -163,8 +168,8 @@ def ce_scope(n: int, num_classes: int, depth: int, lambdas: Sequence[float]) -> 
     rows = []
     for i, lam in enumerate(lambdas):
         lam = check_float(f"lambdas[{i}]", lam, low=0.0, low_open=True)
-        etf = ce_minimizer(n, num_classes, depth, lam, lam)
-        orth = ce_minimizer(n, num_classes, depth, lam, lam, geometry="orthoplex")
+        etf = ce_minimizer(n, num_classes, depth, lambda_W=lam, lambda_H=lam)
+        orth = ce_minimizer(n, num_classes, depth, lambda_W=lam, lambda_H=lam, geometry="orthoplex")
         rows.append({"K": num_classes, "M": depth, "n": n, "lambda": lam, "a_etf": etf.a, "a_orth": orth.a,
                      "f_etf": etf.loss, "f_orth": orth.loss, "rel_gap": orth.loss / etf.loss - 1,
                      "orthoplex_below": orth.loss < etf.loss})
