@@ -92,7 +92,8 @@ def main() -> None:
     for depth, bias in SETTINGS:
         target = nc.theory.mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam, bias=bias).loss
         spec = nc.models.UFMSpec(counts, depth, width, lambda_W=lam, lambda_H=lam, bias=bias)
-        fresh = [nc.models.make_deep_linear_ufm(spec, init_std=0.1, seed=args.seed) for _ in range(REPEATS + 1)]
+        fresh = [nc.models.make_deep_linear_ufm(spec, init_std=0.1, seed=args.seed)
+                 for _ in range(REPEATS + 1)]
         times = {"sgd": sgd_time(fresh[0], target, args.tol, args.max_steps)}
         runs = sorted(lbfgs_time(model, target, args.tol, 20_000) for model in fresh[1:])
         times["lbfgs"] = runs[REPEATS // 2]

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from reference import assert_matches_reference
 
 import ncbook.experiments.synthetic as syn
-from ncbook.models import DeepLinearUFM
+from ncbook.models import DeepLinearUFM, classifier_tails, make_deep_linear_ufm
 
 SQRT = math.sqrt
 
@@ -328,3 +329,15 @@ def test_attach_and_closest_candidate_reject_other_frames():
         syn.attach(pd.DataFrame(columns=["run", "metric"]), _predicted({}))
     with pytest.raises(ValueError, match=r"`predicted` lacks the column\(s\)"):
         syn.closest_candidate(_table({"a": [1.0]}), pd.DataFrame(columns=["run"]))
+
+
+def test_measure_matches_the_brute_force_reference():
+    config = syn.SyntheticConfig(n_per_class=(5, 4, 3), depth=2, widths=5, lambda_W=0.01, lambda_H=0.01)
+    model = make_deep_linear_ufm(config.spec, init_std=0.6, seed=1)
+    reference = syn.mse_minimizer((5, 4, 3), 2, lambda_W=0.01, lambda_H=0.01, widths=5)
+    with torch.no_grad():
+        features = [h.T.numpy() for h in model.layer_features()]
+        tails = [t.numpy() for t in classifier_tails(model.weights)]
+    compared = assert_matches_reference(syn.measure(model, reference), features, model.labels.numpy(), 3,
+                                        tails, reference)
+    assert compared == 2 * 12  # the 8 LAYER_METRICS and the 4 PRED_KEYS per layer

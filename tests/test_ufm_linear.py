@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from reference import assert_matches_reference
 
-from ncbook.models import LBFGS, DeepLinearUFM, make_deep_linear_ufm, solve
+from ncbook.metrics.layerwise import layer_table
+from ncbook.models import LBFGS, DeepLinearUFM, classifier_tails, make_deep_linear_ufm, solve
 from ncbook.optimize import MinimizeConfig, minimize
 from ncbook.spec import UFMSpec
 from ncbook.theory import beta_star, ce_minimizer, mse_minimizer
@@ -301,3 +303,52 @@ def test_default_solver_is_float64_lbfgs() -> None:
     assert LBFGS.method == "lbfgs"
     model = make_deep_linear_ufm(UFMSpec([3, 3], 1, 2, lambda_W=0.1, lambda_H=0.1))
     assert model.features.dtype == torch.float64
+
+
+# ------------------------------------------------- the per-layer path against the float64 reference
+def _as_numpy(model: DeepLinearUFM):
+    with torch.no_grad():
+        features = [h.T.double().numpy() for h in model.layer_features()]
+        tails = [t.double().numpy() for t in classifier_tails(model.weights)]
+    return features, tails, model.labels.numpy()
+
+
+@pytest.mark.parametrize(("counts", "depth", "bias"), [([5, 4, 3], 3, False), ([6, 6, 6, 6], 2, True)])
+def test_layer_table_matches_the_brute_force_reference_at_random_points(counts, depth, bias) -> None:
+    spec = UFMSpec(counts, depth, [7, 6, 5][:depth], lambda_W=0.01, lambda_H=0.02, bias=bias)
+    model = make_deep_linear_ufm(spec, init_std=0.7, seed=3)
+    reference = mse_minimizer(counts, depth, lambda_W=0.01, lambda_H=0.02, bias=bias, widths=spec.widths)
+    features, tails, labels = _as_numpy(model)
+    table = model.layer_table(reference)
+    compared = assert_matches_reference(table, features, labels, len(counts), tails, reference)
+    assert compared == depth * 13  # nc1, 2 x nc2, 2 x nc2_w, 4 x nc3, 4 x pred per layer
+
+
+COLLAPSED = mse_minimizer([40, 20, 10, 5], 2, lambda_W=0.04, lambda_H=0.04)  # three classes at zero
+
+
+def test_layer_table_matches_the_reference_at_a_collapsed_minimizer() -> None:
+    # Minority collapse: NaN where the reference has no direction (NC1 with rank < K-1), too.
+    model = DeepLinearUFM.from_point(COLLAPSED.point())
+    features, tails, labels = _as_numpy(model)
+    compared = assert_matches_reference(model.layer_table(COLLAPSED), features, labels, 4, tails, COLLAPSED,
+                                        atol=1e-10, skip=("nc3", "nc3_sub"))
+    assert compared == 2 * 11
+
+
+@pytest.mark.xfail(strict=True, reason="metrics helper: nc3/nc3_sub (nc3_self_duality) are NaN when W has a "
+                   "zero row, although ||nrm(W) - nrm(M)|| is defined; paper A's NC3_W_sub_H is matrix-level")
+def test_nc3_with_collapsed_classes_follows_its_formula() -> None:
+    model = DeepLinearUFM.from_point(COLLAPSED.point())
+    features, tails, labels = _as_numpy(model)
+    table = model.layer_table(keys=["nc3", "nc3_sub"])
+    assert assert_matches_reference(table, features, labels, 4, tails, atol=1e-10) == 4
+
+
+def test_layer_table_rejects_bad_arguments() -> None:
+    h = torch.randn(6, 3, dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    with pytest.raises(ValueError, match=r"`classifiers` needs one entry per layer \(1\), got 2"):
+        layer_table([h], labels, 3, classifiers=[torch.eye(3), torch.eye(3)])
+    with pytest.raises(ValueError, match=r"`keys` has unknown metric\(s\) \['nc2_pred'\]"):
+        layer_table([h], labels, 3, keys=["nc1", "nc2_pred"])  # PRED_KEYS need a reference
