@@ -37,7 +37,7 @@ num_classes = 4  # K
 n_per_class = 25  # samples per class
 depth = 3  # M linear layers on the free features
 width = 16  # hidden width d, at least K
-weight_decay = 5e-4  # lambda_W = lambda_H, as in the synthetic runs of the authors
+weight_decay = 5e-4  # lambda_W and lambda_H, as in the synthetic runs of the authors
 steps = 3000  # full-batch SGD steps
 learning_rate = 0.1  # the recipe of the authors: SGD, momentum 0.9
 loss_tolerance = 0.05  # relative gap to the closed-form minimum allowed after `steps`

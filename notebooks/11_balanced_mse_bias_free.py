@@ -110,11 +110,11 @@ sns.set_theme(style="whitegrid")
 # the root $x$, the loss, the norms and an explicit minimizing point) and runs float64 L-BFGS from
 # `starts` random initialisations (Gaussian entries of scale 0.5 and 1; every second start first
 # solves the problem at $\lambda/10$, a continuation that avoids the zero local minima of deep
-# models), keeping the best. Every two outer L-BFGS steps it records the loss and, per layer, NC1
+# models), keeping the best. Every four outer L-BFGS steps it records the loss and, per layer, NC1
 # and the distances of the normalised Gram matrices to the orthogonal frame.
 
 # %%
-config = nc.optimize.MinimizeConfig("lbfgs", steps=300, lr=1.0, inner=5, log_every=2)
+config = nc.optimize.MinimizeConfig("lbfgs", steps=300, lr=1.0, inner=5, log_every=4)
 predictions, runs = tc.solve_depths(counts, depths, width, lambda_W=lambda_W, lambda_H=lambda_H,
                                     config=config, starts=starts, init_std=(0.5, 1.0), seed=seed)
 pd.DataFrame([{"M": m, "β": p.beta[0], "β*_M": nc.theory.beta_star(m), "x": p.x[0], "f*": p.loss,
