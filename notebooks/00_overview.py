@@ -130,8 +130,12 @@ nb.check("NC1 of the features falls below 1e-4 at every layer", source="paper-A"
          measured=[final[f"nc1@{m}"] for m in range(1, depth + 1)])
 nb.check("W W^T approaches the orthogonal frame (normalised Frobenius distance)", source="paper-A",
          measured=final["nc2_of_w@1"], tolerance=0.02, kind="upper")
+
+# %% tags=["hide-input"]
 nb.check("NC1 falls by more than 1000x during training", source="ours", measured=first_nc1 / final["nc1@1"],
          tolerance=1e3, kind="lower")
 nb.check("final loss approaches the closed-form global minimum", source="ours", predicted=prediction.loss,
          measured=run.loss, tolerance=loss_tolerance)
+
+# %% tags=["hide-input"]
 nb.finish()

@@ -115,6 +115,8 @@ pd.DataFrame({"n_k": counts, "β_k": prediction.beta, "x_k": prediction.x, "τ_k
 
 # %%
 shot = nc.models.snapshot(run.model)
+
+# %%
 exact = nc.models.snapshot(nc.models.DeepLinearUFM.from_point(prediction.point()))
 diag = pd.DataFrame([{"layer": m + 1, "class": k, "matrix": name, "measured": got[m][k, k], "closed": want[m][k, k]}
                      for name, got, want in [(r"$W_{M:m}W_{M:m}^\top$", shot.w_grams, exact.w_grams),
@@ -182,6 +184,8 @@ pd.DataFrame({"n_k": counts, "β_k": rules["global"].beta, "β*_M": nc.theory.be
 window_spec = nc.models.UFMSpec(counts, window_depth, width, lambda_W=lam, lambda_H=lam)
 plain = nc.models.solve(window_spec, starts=window_starts, init_std=(0.5, 1.0, 2.0), seed=seed, continuation=(),
                         track=False)
+
+# %%
 ends = np.array(plain.final_losses)
 window = pd.DataFrame([{"rule": rule, "f": p.loss, **tc.local_check(p.point(), seed=seed),
                         "random starts ending here": int(np.sum(np.abs(ends - p.loss) <= 1e-9 * p.loss))}
@@ -194,6 +198,8 @@ nb.check("window: the code-rule point has a higher loss than the global minimum 
          measured=excess, tolerance=1e-6, kind="lower", source="ours")
 nb.check("window: best random start equals the global-rule f*", measured=plain.loss, predicted=rules["global"].loss,
          tolerance=1e-9, source="ours")
+
+# %% tags=["hide-input"]
 nb.check_rows(window, claim="window: the {rule}-rule point is stationary (max |grad|)", measured="grad",
               tolerance=1e-12, kind="upper", source="ours")
 nb.check_rows(window, claim="window: the {rule}-rule point is a strict local minimum (perturb, re-optimise)",
@@ -249,6 +255,7 @@ def rule_row(m, t):
             "wh_star": (m - 1) / m}
 
 
+# %%
 rule_table = pd.DataFrame([rule_row(m, gaps[gaps.M == m]) for m in sweep_depths])
 rule_table
 
@@ -258,9 +265,13 @@ nb.check_rows(rule_table, claim="M={M}: outside the windows both rules give the 
 nb.check_rows(rule_table, claim="M={M}: inside the windows the code-rule loss is strictly higher at all "
               "{points_inside} grid points (smallest gap, margin 1e-12)", measured="inside", tolerance=1e-12,
               kind="lower", source="ours")
+
+# %% tags=["hide-input"]
 nb.check_rows(rule_table, claim="M={M}: closed form just below beta*: the smallest class has w.h = (M-1)/M",
               measured="wh_below", predicted="wh_star", tolerance=1e-6,
               source="consistency")
+
+# %% tags=["hide-input"]
 nb.check_rows(dots, claim="M={M}, lambda={lambda:.4g}: best L-BFGS loss equals the global-rule f*", measured="f",
               predicted="f_star", tolerance=1e-9, source="ours")
 
