@@ -20,6 +20,15 @@
 # matrix $WW^\top$ becomes a multiple of the identity, the *orthogonal frame* of
 # {prf:ref}`thm-11-balanced-mse`. The same run also approaches the closed-form minimum of the loss.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% [markdown]
 # ```{admonition} What this chapter checks
 # :class: tip

@@ -18,6 +18,15 @@
 # the first case, balanced classes, mean squared error and no bias, states the minimizer with all
 # its constants, and checks every part of it against float64 L-BFGS from random starts.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% [markdown]
 # ```{admonition} What this chapter checks
 # :class: tip
@@ -41,21 +50,21 @@
 # $\beta^*_M = (M-1)^{(M-1)/M}/M$ for $M \ge 2$, and, if $\beta < \beta^*_M$, let $x$ be the
 # largest root of $\beta = Mx^{M-1}/(1+x^M)^2$. Every global minimizer has
 # * **NC1** $H_m = \bar H_m \otimes \mathbf 1_n^\top$ at every layer $m$, and the NC geometry at every
-#   linear layer [paper: abstract];
-# * **NC2**: class means and classifier form an orthogonal frame (OF),
+#   linear layer {source}`paper: abstract`;
+# * **NC2**: class means and classifier form an orthogonal frame ({term}`OF`),
 #   $WW^\top = N\lambda_H x^M I_K$, $\bar H^\top \bar H = \frac{x^M}{N\lambda_H(1+x^M)^2} I_K$ for
 #   $W = W_M\cdots W_1$, and the same orthogonality for $\bar H_m$ and $W_M \cdots W_m$ at every
-#   layer [structure: paper: abstract; constants: authors' code: `compute_x`, and ours: derived and
-#   verified here];
-# * **NC3** $W = N\lambda_H(1+x^M)\bar H^\top$ and $W\bar H = \frac{x^M}{1+x^M} I_K$ [structure:
-#   paper: abstract; constant: ours: derived and verified here];
+#   layer (structure {source}`paper: abstract`; constants {source}`authors' code: compute_x`
+#   {source}`ours: derived and verified here`);
+# * **NC3** $W = N\lambda_H(1+x^M)\bar H^\top$ and $W\bar H = \frac{x^M}{1+x^M} I_K$
+#   (structure {source}`paper: abstract`; constant {source}`ours: derived and verified here`);
 # * equal singular values $\sqrt{\tau/\lambda_{W_m}}$ of every $W_m$ with
 #   $\tau = (N\lambda_{W_1}\cdots\lambda_{W_M}\lambda_H)^{1/M} x$, and
-#   $f^* = \frac12\left[\frac{1}{1+x^M} + \beta x\right]$ [ours: derived and verified here].
+#   $f^* = \frac12\left[\frac{1}{1+x^M} + \beta x\right]$ {source}`ours: derived and verified here`.
 #
 # If $\beta > \beta^*_M$ the only global minimizer is zero, $f^* = 1/2$; for $M \ge 2$ the norm
 # jumps at $\beta^*_M$ instead of shrinking continuously; the width condition $d_m \ge K$ is our
-# choice of hypothesis [ours: derived and verified here].
+# choice of hypothesis {source}`ours: derived and verified here`.
 # ```
 #
 # Only the abstract of paper A could be read: it establishes neural collapse for the global
@@ -64,15 +73,15 @@
 # derivation; `ncbook.theory.mse_minimizer` implements them.
 
 # %% [markdown]
-# ```{prf:remark} Our result: widths below $K$
-# :label: rem-11-narrow
+# ```{prf:proposition} Our result: widths below $K$
+# :label: prop-11-narrow
 #
 # A secondary summary of paper A describes the balanced MSE result as holding for arbitrary widths;
 # we could not read the statement. In our closed form, for $r = \min_m d_m < K$ the global minimum
 # keeps $r$ of the $K$ equal directions with the same $x$ as above, so
 # $f^* = \frac{r}{K}\cdot\frac12\left[\frac{1}{1+x^M} + \beta x\right] + \frac{K-r}{K}\cdot\frac12$,
 # NC1 still holds and $WW^\top$ has $r$ equal eigenvalues $N\lambda_H x^M$ and $K - r$ zeros
-# [ours: derived and verified here].
+# {source}`ours: derived and verified here`.
 # ```
 
 # %% tags=["parameters"]
@@ -129,12 +138,12 @@ first = runs[deep].history.query("start == 0 and step <= 120")
 gap = first.query("metric == 'loss'").assign(gap=lambda t: t["value"] - predictions[deep].loss)
 labels = [r"$f - f^*$", r"$\mathrm{NC1}(H_m)$", r"$\|\mathrm{nrm}(W_{M:m}W_{M:m}^\top) - I_K/\sqrt{K}\|_F$"]
 
-# %% mystnb={"figure": {"caption": "First start of the deepest model (the first 120 outer L-BFGS steps, log scale). Left: loss minus the closed-form minimum $f^*$. Middle: NC1 of the features $H_m$ entering layer $m$. Right: distance of the normalised Gram matrix of $W_{M:m} = W_M\\cdots W_m$ to the orthogonal frame $I_K/\\sqrt{K}$.", "name": "fig-11-curves"}}
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+# %% mystnb={"figure": {"caption": "First start of the deepest model (the first 120 outer L-BFGS steps, log scale). Top: loss minus the closed-form minimum $f^*$. Middle: NC1 of the features $H_m$ entering layer $m$. Bottom: distance of the normalised Gram matrix of $W_{M:m} = W_M\\cdots W_m$ to the orthogonal frame $I_K/\\sqrt{K}$.", "name": "fig-11-curves"}, "image": {"alt": "Three stacked log-scale line plots against the outer L-BFGS step: the gap to the closed-form loss falling to rounding level, and NC1 and the orthogonal-frame distance falling at every layer."}}
+fig, axes = plt.subplots(3, 1, figsize=(6.5, 7.5), sharex=True)
 sns.lineplot(data=gap, x="step", y="gap", ax=axes[0])
 for ax, metric in zip(axes[1:], ["nc1", "nc2_of_w"]):
     sns.lineplot(data=first[first["metric"] == metric], x="step", y="value", hue="layer",
-                 palette="crest", ax=ax).legend(title="$m$")
+                 palette="crest", ax=ax).legend(title="layer $m$")
 for ax, label in zip(axes, labels):
     ax.set(yscale="log", ylabel=label, xlabel="outer L-BFGS step")
 fig.tight_layout()
@@ -145,7 +154,7 @@ plt.show()
 # NC1 and the distance to the orthogonal frame fall together at every layer: collapse and the
 # orthogonal frame are one event.
 
-# %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier $W_M\\cdots W_m$ (top) and class means of $H_m$ (bottom), from L-BFGS. The orthogonal frame has diagonal entries $1/\\sqrt{K}$ and zeros elsewhere.", "name": "fig-11-gram"}}
+# %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier $W_M\\cdots W_m$ (top) and class means of $H_m$ (bottom), from L-BFGS. The orthogonal frame has diagonal entries $1/\\sqrt{K}$ and zeros elsewhere.", "name": "fig-11-gram"}, "image": {"alt": "Annotated heatmaps, one row per layer: normalised Gram matrices of the classifier and of the class means, equal diagonal entries and zeros elsewhere."}}
 shot = nc.models.snapshot(runs[deep].model)
 nc.plots.layer_gram_heatmaps(shot.w_grams, shot.h_grams)
 plt.show()
@@ -211,7 +220,7 @@ curve = pd.DataFrame([{"M": m, "ratio": r, "w_sq_star": nc.theory.mse_minimizer(
     counts, m, lambda_W=common_lambda(m, r), lambda_H=common_lambda(m, r)).w_norm_sq[0]}
     for m in (1, 2) for r in np.linspace(0.2, 1.8, 321)])
 
-# %% mystnb={"figure": {"caption": "Squared classifier row norm $\\|w_k\\|^2$ against $\\beta/\\beta^*_M$. Lines: closed form; dots: best of the L-BFGS starts. $M = 1$ shrinks continuously to zero at the threshold; $M = 2$ jumps.", "name": "fig-11-sweep"}}
+# %% mystnb={"figure": {"caption": "Squared classifier row norm $\\|w_k\\|^2$ against $\\beta/\\beta^*_M$. Lines: closed form; dots: best of the L-BFGS starts. $M = 1$ shrinks continuously to zero at the threshold; $M = 2$ jumps.", "name": "fig-11-sweep"}, "image": {"alt": "Line plot of the squared classifier row norm against beta over beta-star for M = 1 and M = 2 with measured dots on the lines; the M = 2 curve drops to zero abruptly at 1."}}
 fig, ax = plt.subplots(figsize=(6, 3.4))
 sns.lineplot(data=curve, x="ratio", y="w_sq_star", hue="M", palette="deep", ax=ax)
 sns.scatterplot(data=sweep, x="ratio", y="w_sq", hue="M", palette="deep", s=60, ax=ax, legend=False)
@@ -234,7 +243,7 @@ nb.check_rows(sweep, claim="M={M}, beta/beta* = {ratio:g}: ||w_k||^2 equals the 
 # (sec-11-narrow)=
 # ## A width below $K$
 #
-# {prf:ref}`rem-11-narrow` states the minimizer when every width is $r$ = `narrow_width` $< K$.
+# {prf:ref}`prop-11-narrow` states the minimizer when every width is $r$ = `narrow_width` $< K$.
 # Which $r$ of the $K$ equal directions are kept is arbitrary, so we compare spectra (eigenvalues of
 # the Grams, singular values) rather than the matrices themselves.
 

@@ -20,6 +20,15 @@
 # {prf:ref}`thm-11-balanced-mse`. We state the minimizer and check every statement against float64
 # L-BFGS from random starts.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% [markdown]
 # ```{admonition} What this chapter checks
 # :class: tip
@@ -39,16 +48,16 @@
 # \sum_m\frac{\lambda_{W_m}}{2}\|W_m\|_F^2 + \frac{\lambda_H}{2}\|H_1\|_F^2$ (the bias $b$ is not
 # penalised) and widths $d_m \ge K-1$. With $\beta$, $\beta^*_M$ and $x$ as there and
 # $\beta < \beta^*_M$, every global minimizer has
-# * **NC1** at every layer, and the NC geometry at every linear layer [paper: abstract];
+# * **NC1** at every layer, and the NC geometry at every linear layer {source}`paper: abstract`;
 # * **NC2 (simplex ETF)** $WW^\top = N\lambda_H x^M\,(I_K - \tfrac1K\mathbf 1\mathbf 1^\top)$ and
 #   $\bar H^\top\bar H = \frac{x^M}{N\lambda_H(1+x^M)^2}(I_K - \tfrac1K\mathbf 1\mathbf 1^\top)$, so
-#   $\cos(w_j, w_k) = -\frac{1}{K-1}$, the same at every layer [structure: paper: abstract;
-#   constants: ours: derived and verified here];
+#   $\cos(w_j, w_k) = -\frac{1}{K-1}$, the same at every layer (structure {source}`paper: abstract`;
+#   constants {source}`ours: derived and verified here`);
 # * **NC3** $W \propto \bar H^\top$ and $W\bar H = \frac{x^M}{1+x^M}(I_K - \tfrac1K\mathbf 1\mathbf 1^\top)$
-#   [structure: paper: abstract; constant: ours: derived and verified here];
+#   (structure {source}`paper: abstract`; constant {source}`ours: derived and verified here`);
 # * $b^* = \frac1K\mathbf 1_K$, a zero global feature mean $h_{m,G} = 0$ at every layer, and
 #   $f^* = \frac{K-1}{K}\cdot\frac12\left[\frac{1}{1+x^M} + \beta x\right]$; the width condition
-#   $d_m \ge K - 1$ [ours: derived and verified here].
+#   $d_m \ge K - 1$ {source}`ours: derived and verified here`.
 # ```
 #
 # The bias absorbs the mean of the targets; what is left, the centred one-hot matrix, has $K-1$
@@ -109,7 +118,7 @@ nb.check_rows([{"M": m, "ratio": p.loss / bias_free[m].loss} for m, p in predict
 # {numref}`fig-12-gram` shows, for the deepest model, the normalised Gram matrices of the
 # classifier and of the centred class means at every layer.
 
-# %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier $W_M\\cdots W_m$ (top) and class means of $H_m$ (bottom; their global mean is zero at the optimum). The simplex ETF has diagonal $(K-1)/(K\\sqrt{K-1})$ and off-diagonal $-1/(K\\sqrt{K-1})$.", "name": "fig-12-gram"}}
+# %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier $W_M\\cdots W_m$ (top) and class means of $H_m$ (bottom; their global mean is zero at the optimum). The simplex ETF has diagonal $(K-1)/(K\\sqrt{K-1})$ and off-diagonal $-1/(K\\sqrt{K-1})$.", "name": "fig-12-gram"}, "image": {"alt": "Annotated heatmaps, one row per layer: normalised Gram matrices with equal positive diagonal and equal negative off-diagonal entries."}}
 deep = max(depths)
 shot = nc.models.snapshot(runs[deep].model)
 nc.plots.layer_gram_heatmaps(shot.w_grams, shot.h_grams, fmt=".3f")
@@ -126,7 +135,7 @@ spectra = pd.DataFrame([{"M": m, "source": source, "eigenvalue": value} for m in
                                              ("closed form", predictions[m].w_gram)]
                         for value in np.linalg.eigvalsh(gram)])
 
-# %% mystnb={"figure": {"caption": "Eigenvalues of $WW^\\top$ for each depth $M$: L-BFGS (blue) against the closed form (black). $K-1$ equal eigenvalues and one zero: the simplex ETF.", "name": "fig-12-spectra"}}
+# %% mystnb={"figure": {"caption": "Eigenvalues of $WW^\\top$ for each depth $M$: L-BFGS (blue) against the closed form (black). $K-1$ equal eigenvalues and one zero: the simplex ETF.", "name": "fig-12-spectra"}, "image": {"alt": "Dot plot of the eigenvalues of W W-transpose for each depth: K - 1 equal eigenvalues and one zero, the measured dots on the closed-form dots."}}
 fig, ax = plt.subplots(figsize=(6, 3.2))
 sns.stripplot(data=spectra, x="M", y="eigenvalue", hue="source", dodge=True, ax=ax,
               palette=["tab:blue", "k"], marker="o", size=7, jitter=False)

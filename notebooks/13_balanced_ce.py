@@ -20,6 +20,15 @@
 # theorem numerically, and uses two scalar families of collapsed points to map, over the weight
 # decay, where a lower-rank *orthoplex* beats the ETF.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% [markdown]
 # ```{admonition} What this chapter checks
 # :class: tip
@@ -32,37 +41,37 @@
 # ```
 
 # %% [markdown]
-# ```{prf:theorem} Paper A, Theorem A.1, as reported by Garrod and Keating
+# ```{prf:theorem} Paper A, as reconstructed: balanced CE (its Theorem A.1, as reported by Garrod & Keating)
 # :label: thm-13-paper-a-ce
 #
 # * Global solutions of deep linear networks exhibit neural collapse under the CE loss, across the
-#   linear layers [paper: abstract].
+#   linear layers {source}`paper: abstract`.
 # * The CE result is Theorem A.1 in paper A's Appendix A, for a model with a last-layer bias (zero
 #   at the optimum when it is regularised); it states that the global optimum is collapsed onto a
-#   simplex ETF [literature: {cite:t}`garrod2024persistence`].
+#   simplex ETF {source}`literature: garrod2024persistence` {cite:p}`garrod2024persistence`.
 # ```
 #
-# ```{prf:theorem} Garrod and Keating (2025), Theorem 1
+# ```{prf:theorem} Garrod & Keating (2025), Theorem 1
 # :label: thm-13-garrod-keating
 #
 # For the deep linear CE unconstrained-feature model with $M$ weight matrices and widths $\ge K$:
 # if $K \ge 4$ and $M \ge 3$, or $K \ge 6$ and $M = 2$, no collapsed simplex-ETF point is a global
-# minimum [literature: {cite:t}`garrod2024persistence`, who also locate a gap in the proof of
-# paper A's Theorem A.1]. Their Theorem 4: the ETF point stays a critical point with a positive
-# semi-definite Hessian at small $\lambda$ [literature: {cite:t}`garrod2024persistence`].
+# minimum {source}`literature: garrod2024persistence` {cite:p}`garrod2024persistence`; they also
+# locate a gap in the proof of paper A's Theorem A.1. Their Theorem 4: the ETF point stays a critical point with a positive
+# semi-definite Hessian at small $\lambda$ {source}`literature: garrod2024persistence`.
 # ```
 #
-# ```{prf:remark} Our result: two scalar families and the scope in $\lambda$
-# :label: rem-13-scope
+# ```{prf:proposition} Our result: two scalar families and the scope in $\lambda$
+# :label: prop-13-scope
 #
 # Balanced classes, $n$ per class, no bias,
 # $f = \frac1N\sum_i \mathrm{CE}(W_M\cdots W_1 h_{1,i}, y_i) + \sum_m\frac{\lambda_{W_m}}{2}\|W_m\|_F^2
 # + \frac{\lambda_H}{2}\|H_1\|_F^2$. With $\bar\lambda = (\lambda_{W_1}\cdots\lambda_{W_M}\lambda_H)^{1/(M+1)}$
 # and $p = 2/(M+1)$, the least weight decay of any factorisation of given logits gives
-# [ours: derived and verified here]
+# {source}`ours: derived and verified here`
 # * ETF: logits $a(I_K - \tfrac1K\mathbf 1\mathbf 1^\top)$, rank $K-1$,
 #   $F_{\rm ETF}(a) = \log(1 + (K-1)e^{-a}) + \tfrac{M+1}{2}\bar\lambda(K-1)(\sqrt n\,a)^p$;
-# * orthoplex: class means $\pm e_j$ in $K/2$ dimensions, logit $a$ on the true class, $-a$ on its
+# * {term}`orthoplex <Orthoplex>`: class means $\pm e_j$ in $K/2$ dimensions, logit $a$ on the true class, $-a$ on its
 #   antipode, $0$ elsewhere, rank $K/2$,
 #   $F_{\rm orth}(a) = \log(1 + (K-2)e^{-a} + e^{-2a}) + \tfrac{M+1}{2}\bar\lambda\tfrac K2(2\sqrt n\,a)^p$.
 #
@@ -70,8 +79,8 @@
 # orthoplex wins iff $2^{p-1} < 1 - 1/K$. For $K = 4, M = 3$ and $K = 6, M = 2$,
 # $\min F_{\rm orth} < \min F_{\rm ETF}$ at **every** $\lambda$ of our grid where the ETF minimizer is
 # non-zero; for $K = 4, M = 2$, outside the theorem's range, the ETF is lower at small $\lambda$ and
-# the orthoplex at larger $\lambda$ [ours: derived and verified here]. $\lambda$ and $n$ enter only
-# through $\bar\lambda\, n^{1/(M+1)}$, so the $\lambda$ ranges below move with $n$.
+# the orthoplex at larger $\lambda$ {source}`ours: derived and verified here`. $\lambda$ and $n$
+# enter only through $\bar\lambda\, n^{1/(M+1)}$, so the $\lambda$ ranges below move with $n$.
 # ```
 #
 # Our model has no bias. Garrod and Keating report that the bias of paper A's model is zero at the
@@ -116,7 +125,7 @@ cases = [(4, n_per_class, 1), (4, n_per_class, 2), (4, n_per_class, 3), (6, n_pe
 scope = pd.concat([tc.ce_scope(n, k, m, lambdas) for k, n, m in cases], ignore_index=True)
 scope["case"] = "K=" + scope["K"].astype(str) + ", M=" + scope["M"].astype(str)
 
-# %% mystnb={"figure": {"caption": "Relative gap $\\min F_{\\rm orth}/\\min F_{\\rm ETF} - 1$ against the common weight decay $\\lambda$, over the range where the ETF minimizer is non-zero. Negative: the orthoplex is lower. For $M = 1$ the ETF always wins; for $K = 4, M = 3$ and $K = 6, M = 2$ the orthoplex wins everywhere; for $K = 4, M = 2$ the sign changes.", "name": "fig-13-gap"}}
+# %% mystnb={"figure": {"caption": "Relative gap $\\min F_{\\rm orth}/\\min F_{\\rm ETF} - 1$ against the common weight decay $\\lambda$, over the range where the ETF minimizer is non-zero. Negative: the orthoplex is lower. For $M = 1$ the ETF always wins; for $K = 4, M = 3$ and $K = 6, M = 2$ the orthoplex wins everywhere; for $K = 4, M = 2$ the sign changes.", "name": "fig-13-gap"}, "image": {"alt": "Line plot of the relative loss gap against lambda for four cases: M = 1 above zero, K = 4 M = 3 and K = 6 M = 2 below zero everywhere, K = 4 M = 2 crossing zero."}}
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 sns.lineplot(data=scope[scope["a_etf"] > 0], x="lambda", y="rel_gap", hue="case", ax=ax)
 ax.axhline(0, color="k", lw=0.8)
@@ -188,9 +197,10 @@ found
 # orthoplex for the two deep cases (only $K/2$ non-zero logit singular values, each $2a^*$).
 # {numref}`fig-13-logits` shows the class-mean logits $W\bar H$ it finds.
 
-# %% mystnb={"figure": {"caption": "Class-mean logits $W\\bar H$ found by L-BFGS (column $k$: the mean logits of class $k$). Left: $M = 1$, a simplex ETF (one constant on the diagonal, another off it). Middle and right: the deep cases, an orthoplex: $+a$ on the true class, $-a$ on one antipodal class, $0$ elsewhere.", "name": "fig-13-logits"}}
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-for ax, (name, z) in zip(axes, logits.items()):
+# %% mystnb={"figure": {"caption": "Class-mean logits $W\\bar H$ found by L-BFGS (column $k$: the mean logits of class $k$). Top left: $M = 1$, a simplex ETF (one constant on the diagonal, another off it). Top right and bottom: the deep cases, an orthoplex: $+a$ on the true class, $-a$ on one antipodal class, $0$ elsewhere.", "name": "fig-13-logits"}, "image": {"alt": "Three annotated heatmaps of class-mean logits: a simplex pattern for M = 1, and for the deep cases one positive and one negative entry per column."}}
+fig, axes = plt.subplots(2, 2, figsize=(9, 7.5))
+axes[1, 1].axis("off")
+for ax, (name, z) in zip(axes.flat, logits.items()):
     sns.heatmap(z, ax=ax, annot=True, fmt=".1f", cmap="vlag", center=0, cbar=False)
     ax.set(title=f"{name}: loss {runs[name].loss:.5f}", xlabel="class $k$", ylabel="logit")
 fig.tight_layout()

@@ -19,6 +19,15 @@
 # the plain unconstrained-feature model ($M = 1$), states the minimizer with its constants, and
 # checks it against float64 L-BFGS.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% [markdown]
 # ```{admonition} What this chapter checks
 # :class: tip
@@ -37,18 +46,18 @@
 # $f = \frac{1}{2N}\|WH - Y\|_F^2 + \frac{\lambda_W}{2}\|W\|_F^2 + \frac{\lambda_H}{2}\|H\|_F^2$.
 # Every global minimizer has
 # * **NC1** $h_i = \bar h_{y_i}$, and classifier rows and class means that are orthogonal vectors
-#   with lengths depending on the class sizes, $w_k \propto \bar h_k$ [paper: abstract];
+#   with lengths depending on the class sizes, $w_k \propto \bar h_k$ {source}`paper: abstract`;
 # * the lengths $WW^\top = \mathrm{diag}(s_k^2)$,
 #   $\bar H^\top\bar H = \mathrm{diag}\big(s_k^2/(s_k^2 + N\lambda_H)^2\big)$ with
-#   $s_k^2 = \big(\sqrt{n_k\lambda_H/\lambda_W} - N\lambda_H\big)_+$ [authors' code: `compute_s`;
-#   ours: derived and verified here];
+#   $s_k^2 = \big(\sqrt{n_k\lambda_H/\lambda_W} - N\lambda_H\big)_+$ {source}`authors' code: compute_s`
+#   {source}`ours: derived and verified here`;
 # * **NC3** $w_k = (s_k^2 + N\lambda_H)\,\bar h_k$ and
 #   $w_k^\top\bar h_k = 1 - N\sqrt{\lambda_W\lambda_H/n_k}$ for the surviving classes
-#   [ours: derived and verified here];
+#   {source}`ours: derived and verified here`;
 # * **minority collapse** $w_k = \bar h_k = 0$ iff $n_k \le N^2\lambda_W\lambda_H$, reached
 #   continuously, and
 #   $f^* = \sum_{k\ \rm active}\big[\sqrt{n_k\lambda_W\lambda_H} - \tfrac N2\lambda_W\lambda_H\big] +
-#   \sum_{k\ \rm collapsed}\frac{n_k}{2N}$ [ours: derived and verified here].
+#   \sum_{k\ \rm collapsed}\frac{n_k}{2N}$ {source}`ours: derived and verified here`.
 # ```
 
 # %% tags=["parameters"]
@@ -118,7 +127,7 @@ norms = pd.concat([classes.assign(quantity=r"$\|w_k\|^2$", measured=classes.w_sq
                    classes.assign(quantity=r"$\|\bar h_k\|^2$", measured=classes.h_sq, closed=classes.h_sq_star)])
 norms["class"] = [f"{k} ($n_k$={c})" for k, c in zip(norms["class"], norms["n_k"])]
 
-# %% mystnb={"figure": {"caption": "Squared norms per class: classifier rows $\\|w_k\\|^2$ (left) and class means $\\|\\bar h_k\\|^2$ (right), L-BFGS (bars) against the closed form (black ticks). Larger classes get longer classifier rows; the smallest class has collapsed to zero.", "name": "fig-14-norms"}}
+# %% mystnb={"figure": {"caption": "Squared norms per class: classifier rows $\\|w_k\\|^2$ (left) and class means $\\|\\bar h_k\\|^2$ (right), L-BFGS (bars) against the closed form (black ticks). Larger classes get longer classifier rows; the smallest class has collapsed to zero.", "name": "fig-14-norms"}, "image": {"alt": "Two bar charts of squared norms per class with black ticks for the closed form on each bar; the smallest class is zero."}}
 grid = sns.catplot(data=norms, x="class", y="measured", col="quantity", kind="bar", sharey=False,
                    height=3.2, aspect=1.3, color="tab:blue")
 for ax, (_, part) in zip(grid.axes.flat, norms.groupby("quantity", sort=False)):
@@ -180,7 +189,7 @@ sweep = tc.norm_sweep(counts, 1, lambdas, width, starts=1, init_std=0.5, seed=se
 curve = pd.DataFrame([{"lambda": lam, "class": k, "w_sq_star": w} for lam in np.geomspace(lambdas[0], lambdas[-1], 300)
                       for k, w in enumerate(nc.theory.mse_minimizer(counts, 1, lambda_W=lam, lambda_H=lam).w_norm_sq)])
 
-# %% mystnb={"figure": {"caption": "$\\|w_k\\|^2$ per class against the common $\\lambda$ (log scale). Lines: closed form; dots: L-BFGS. Each class shrinks continuously to zero at $\\lambda = \\sqrt{n_k}/N$ (dotted), smallest class first.", "name": "fig-14-collapse"}}
+# %% mystnb={"figure": {"caption": "$\\|w_k\\|^2$ per class against the common $\\lambda$ (log scale). Lines: closed form; dots: L-BFGS. Each class shrinks continuously to zero at $\\lambda = \\sqrt{n_k}/N$ (dotted), smallest class first.", "name": "fig-14-collapse"}, "image": {"alt": "Line plot of the squared classifier norm of each class against lambda on a log axis, each reaching zero at a dotted threshold, with measured dots on the lines."}}
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 sns.lineplot(data=curve, x="lambda", y="w_sq_star", hue="class", palette="viridis", ax=ax)
 sns.scatterplot(data=sweep, x="lambda", y="w_sq", hue="class", palette="viridis", s=50, ax=ax, legend=False)

@@ -20,6 +20,15 @@
 # ways: for $M \ge 2$ minority collapse is a jump, and the rule in the code keeps classes that the
 # global minimum sets to zero.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% [markdown]
 # ```{admonition} What this chapter checks
 # :class: tip
@@ -39,25 +48,25 @@
 # $\beta_k < \beta^*_M = (M-1)^{(M-1)/M}/M$; then $x_k$ is the largest root of
 # $\beta_k = Mx^{M-1}/(1+x^M)^2$. Every global minimizer has
 # * **NC1** at every layer, and class means and classifier that are orthogonal vectors with lengths
-#   depending on the class sizes at every layer [paper: abstract];
+#   depending on the class sizes at every layer {source}`paper: abstract`;
 # * the lengths $WW^\top = \mathrm{diag}(N\lambda_H x_k^M)$,
-#   $\bar H^\top\bar H = \mathrm{diag}\big(\frac{x_k^M}{N\lambda_H(1+x_k^M)^2}\big)$ [authors' code:
-#   `compute_x`, `compute_s`; ours: derived and verified here];
+#   $\bar H^\top\bar H = \mathrm{diag}\big(\frac{x_k^M}{N\lambda_H(1+x_k^M)^2}\big)$ {source}`authors' code: compute_x, compute_s`
+#   {source}`ours: derived and verified here`;
 # * **NC3** $W_M\cdots W_m\,\bar H_m = \mathrm{diag}\big(\frac{x_k^M}{1+x_k^M}\big)$ at every layer
 #   $m$, balanced singular values $\lambda_{W_m}\sigma_k(W_m)^2 = c\,x_k$ for every $m$, and
 #   $f^* = \sum_k \frac{n_k}{2N}\big[\frac{1}{1+x_k^M} + \beta_k x_k\big]$ (collapsed:
-#   $\frac{n_k}{2N}$) [ours: derived and verified here];
+#   $\frac{n_k}{2N}$) {source}`ours: derived and verified here`;
 # * the threshold $\beta^*_M$ (the global rule) and the jump of $w_k^\top\bar h_k$ from $(M-1)/M$
-#   to $0$ there [ours: derived and verified here].
+#   to $0$ there {source}`ours: derived and verified here`.
 # ```
 #
 # ```{prf:theorem} Our result: the authors' collapse rule is a local one
 # :label: thm-15-window
 #
 # The authors' code keeps class $k$ whenever $\beta_k \le \phi_{\max}(M)$, the largest value of
-# $Mx^{M-1}/(1+x^M)^2$ [authors' code: `compute_x`]. For $M \ge 2$ and
+# $Mx^{M-1}/(1+x^M)^2$ {source}`authors' code: compute_x`. For $M \ge 2$ and
 # $\beta^*_M < \beta_k \le \phi_{\max}$ (the *window*) that point is a stationary point and a strict
-# local minimum with a higher loss than the global minimum [ours: derived and verified here].
+# local minimum with a higher loss than the global minimum {source}`ours: derived and verified here`.
 # ```
 #
 # ```{prf:theorem} Our result: widths below $K$
@@ -65,7 +74,7 @@
 #
 # If $r = \min_m d_m$ is smaller than the number of classes that the global rule keeps, the global
 # minimum keeps the $r$ largest of them, with the same $x_k$, and sets the others to zero
-# [ours: derived and verified here]. A secondary summary of paper A describes its MSE results as
+# {source}`ours: derived and verified here`. A secondary summary of paper A describes its MSE results as
 # holding for arbitrary widths; we could not read the statement.
 # ```
 
@@ -123,7 +132,7 @@ diag = pd.DataFrame([{"layer": m + 1, "class": k, "matrix": name, "measured": go
                                              (r"$\bar H_m^\top \bar H_m$", shot.h_grams, exact.h_grams)]
                      for m in range(M) for k in range(K)])
 
-# %% mystnb={"figure": {"caption": "Diagonals of $(W_M\\cdots W_m)(W_M\\cdots W_m)^\\top$ (left) and of $\\bar H_m^\\top \\bar H_m$ (right) per layer $m$ and class $k$: L-BFGS (dots) and closed form (lines). Off-diagonal entries vanish (see the claims).", "name": "fig-15-layers"}}
+# %% mystnb={"figure": {"caption": "Diagonals of $(W_M\\cdots W_m)(W_M\\cdots W_m)^\\top$ (left) and of $\\bar H_m^\\top \\bar H_m$ (right) per layer $m$ and class $k$: L-BFGS (dots) and closed form (lines). Off-diagonal entries vanish (see the claims).", "name": "fig-15-layers"}, "image": {"alt": "Two panels of diagonal Gram entries per layer and class on a log scale, measured dots on closed-form lines."}}
 grid = sns.relplot(data=diag, x="layer", y="closed", hue="class", col="matrix", kind="line", palette="viridis",
                    facet_kws={"sharey": False}, height=3.2, aspect=1.2)
 for ax, (_, part) in zip(grid.axes.flat, diag.groupby("matrix", sort=False)):
@@ -225,7 +234,7 @@ gaps = pd.concat([tc.window_gap(counts, m, grid, width).assign(M=m) for m, grid 
 dots = pd.concat([tc.norm_sweep(counts, m, np.geomspace(grid[0], grid[-1], sweep_points), width, starts=starts,
                                 init_std=0.5, seed=seed).query("`class` == 0").assign(M=m) for m, grid in grids.items()])
 
-# %% mystnb={"figure": {"caption": "Across the common $\\lambda$, one row per depth. Left: loss of the global minimum (solid) and of the authors' code-rule point (dashed), best L-BFGS run (dots); they differ only inside the windows (shaded) where $\\beta^*_M < \\beta_k \\le \\phi_{\\max}$. Right: $\\|w_k\\|^2$ per class under the global rule (solid, jumping to zero) and the code rule (dashed, continuing up to $\\phi_{\\max}$).", "name": "fig-15-window"}}
+# %% mystnb={"figure": {"caption": "Across the common $\\lambda$, one row per depth. Left: loss of the global minimum (solid) and of the authors' code-rule point (dashed), best L-BFGS run (dots); they differ only inside the windows (shaded) where $\\beta^*_M < \\beta_k \\le \\phi_{\\max}$. Right: $\\|w_k\\|^2$ per class under the global rule (solid, jumping to zero) and the code rule (dashed, continuing up to $\\phi_{\\max}$).", "name": "fig-15-window"}, "image": {"alt": "Two panels against lambda: the losses of the two rules with shaded windows and measured dots, and squared norms per class dropping abruptly to zero under the global rule."}}
 fig, axes = plt.subplots(len(sweep_depths), 2, figsize=(10, 3.6 * len(sweep_depths)), squeeze=False)
 for ax, m in zip(axes, sweep_depths):
     part = curves[curves["M"] == m]
