@@ -57,8 +57,10 @@ import pandas as pd
 import seaborn as sns
 
 import ncbook as nc
+from ncbook.experiments import theorem_checks as tc
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
+width = tc.check_width("width", width, num_classes)
 counts = [n_per_class] * num_classes
 sns.set_theme(style="whitegrid")
 

@@ -109,6 +109,9 @@ import ncbook as nc
 from ncbook.experiments import theorem_checks as tc
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
+width = tc.check_width("width", width, num_classes)
+narrow_width = tc.check_width("narrow_width", narrow_width, 1, num_classes - 1)
+sweep_ratios = tc.check_list("sweep_ratios", sweep_ratios)
 counts, N = [n_per_class] * num_classes, n_per_class * num_classes
 sns.set_theme(style="whitegrid")
 

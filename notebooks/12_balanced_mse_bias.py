@@ -87,6 +87,7 @@ import ncbook as nc
 from ncbook.experiments import theorem_checks as tc
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
+width = tc.check_width("width", width, num_classes - 1)
 counts, K = [n_per_class] * num_classes, num_classes
 sns.set_theme(style="whitegrid")
 

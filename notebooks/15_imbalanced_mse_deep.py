@@ -105,6 +105,9 @@ import ncbook as nc
 from ncbook.experiments import theorem_checks as tc
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
+lambda_W, sweep_depths = tc.check_list("lambda_W", lambda_W), tc.check_depths(sweep_depths, "sweep_depths")
+width = tc.check_width("width", width, len(tc.check_list("n_per_class", n_per_class)))
+narrow_width = tc.check_width("narrow_width", narrow_width, 1, len(n_per_class) - 1)
 counts, K, M = n_per_class, len(n_per_class), len(lambda_W)
 sns.set_theme(style="whitegrid")
 

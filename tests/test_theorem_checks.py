@@ -29,6 +29,18 @@ def test_check_depths_rejects(bad, message):
         tc.check_depths(bad)
 
 
+def test_check_list_and_check_width():
+    assert tc.check_list("lambda_W", (0.1, 0.2)) == [0.1, 0.2]
+    assert tc.check_width("width", 4, 4) == 4
+    for bad in (0.4, [], "ab"):
+        with pytest.raises(ValueError, match=r"`sweep_ratios` must be a non-empty list"):
+            tc.check_list("sweep_ratios", bad)
+    with pytest.raises(ValueError, match=r"`width` must be an integer >= 4, got 3"):
+        tc.check_width("width", 3, 4)
+    with pytest.raises(ValueError, match=r"`sweep_depths` must be a non-empty list of depths"):
+        tc.check_depths(2, name="sweep_depths")
+
+
 def test_solve_depths_rejects_a_zero_minimizer():
     with pytest.raises(ValueError, match=r"make the minimizer zero at depths \[2\]; lower them"):
         tc.solve_depths([3, 3, 3], [2], 4, lambda_W=1.0, lambda_H=1.0, starts=1)

@@ -50,16 +50,31 @@ FRAME_KEYS = {
 FRAMES = tuple(FRAME_KEYS)
 
 __all__ = [
-    "FRAMES", "FRAME_KEYS", "ce_scope", "ce_scope_summary", "check_depths", "class_table",
+    "FRAMES", "FRAME_KEYS", "ce_scope", "ce_scope_summary", "check_depths", "check_list", "check_width",
+    "class_table",
     "closed_form_errors", "local_check", "norm_sweep", "solve_depths", "statement_table", "window_gap",
 ]
 
 
-def check_depths(depths: Any) -> tuple[int, ...]:
+def check_list(name: str, value: Any) -> list[Any]:
+    """``value`` as a list; a scalar, a string or an empty list is a one-line error naming ``name``
+    (notebook parameters such as ``sweep_ratios`` or ``lambda_W`` whose length matters)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise ValueError(f"`{name}` must be a non-empty list, got {value!r}")
+    return list(value)
+
+
+def check_depths(depths: Any, name: str = "depths") -> tuple[int, ...]:
     """``depths`` as a tuple of ints >= 1; a scalar or an empty list is a one-line error."""
     if isinstance(depths, (str, bytes)) or not isinstance(depths, Sequence) or not depths:
-        raise ValueError(f"`depths` must be a non-empty list of depths (integers >= 1), got {depths!r}")
-    return tuple(check_int(f"depths[{i}]", m, low=1) for i, m in enumerate(depths))
+        raise ValueError(f"`{name}` must be a non-empty list of depths (integers >= 1), got {depths!r}")
+    return tuple(check_int(f"{name}[{i}]", m, low=1) for i, m in enumerate(depths))
+
+
+def check_width(name: str, width: Any, low: int, high: int | None = None) -> int:
+    """A width the chapter's main statement needs (``low`` = K, or K - 1 with a bias): the library
+    accepts narrower widths (rank-limited minimizers), so the chapter checks this one itself."""
+    return check_int(name, width, low=low, high=high)
 
 
 def solve_depths(
