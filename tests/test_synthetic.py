@@ -30,6 +30,7 @@ SQRT = math.sqrt
         ({"bias": "yes"}, "`bias` must be one of"),
         ({"loss": "hinge"}, "`loss` must be one of"),
         ({"widths": 0}, "`widths` must be an integer >= 1"),
+        ({"widths": (3, 3)}, "`widths` must be one integer"),
         ({"lambda_W": 0.0}, "`lambda_W` must be a number > 0"),
         ({"lambda_H": -1.0}, "`lambda_H` must be a number > 0"),
         ({"lr": 0}, "`lr` must be a number > 0"),

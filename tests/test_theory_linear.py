@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ncbook.models import DeepLinearUFM
+from ncbook.spec import UFMSpec
 from ncbook.theory import (
     beta_star,
     ce_minimizer,
@@ -21,6 +22,7 @@ from ncbook.theory import (
     direction_objective,
     lambda_for_beta,
     lambda_sweep,
+    linear_minimizer,
     mse_minimizer,
     phi,
     phi_max,
@@ -282,7 +284,13 @@ def test_ce_zero_is_the_minimum_at_large_lambda() -> None:
         (lambda: mse_minimizer("abc", 1, lambda_W=0.1, lambda_H=0.1), "sequence of class sizes"),
         (lambda: mse_minimizer([3, 2], 0, lambda_W=0.1, lambda_H=0.1),
          "`depth` must be an integer >= 1, got 0"),
-        (lambda: mse_minimizer([3, 2], 1, lambda_W=-0.1, lambda_H=0.1), "`lambda_W` must be a number > 0"),
+        (lambda: mse_minimizer([3, 2], 1, lambda_W=-0.1, lambda_H=0.1),
+         "`lambda_W` must be a number >= 0"),
+        (lambda: mse_minimizer([3, 2], 1, lambda_W=0.0, lambda_H=0.1),
+         r"`lambda_W\[0\]` must be a number > 0"),
+        (lambda: mse_minimizer([3, 2], 1, lambda_W=0.1, lambda_H=0.0), "`lambda_H` must be a number > 0"),
+        (lambda: linear_minimizer(UFMSpec([3, 2], 1, activation="relu")), "must be a linear UFM"),
+        (lambda: linear_minimizer(UFMSpec([3, 2], 1, loss="ce")), "need balanced classes and no bias"),
         (lambda: mse_minimizer([3, 2], 2, lambda_W=(0.1, 0.0), lambda_H=0.1),
          r"`lambda_W\[1\]` must be a number > 0"),
         (lambda: mse_minimizer([3, 2], 2, lambda_W=(0.1,) * 3, lambda_H=0.1), "a number or 2 numbers"),
@@ -355,3 +363,10 @@ def test_lambda_for_beta_inverts_beta() -> None:
         lambda_for_beta(0.3, 7, 6, 1)
     with pytest.raises(ValueError, match="`beta` must be a number > 0"):
         lambda_for_beta(0.0, 7, 31, 1)
+
+
+def test_linear_minimizer_dispatches_on_the_spec() -> None:
+    spec = UFMSpec([10] * 4, 3, 5, lambda_W=1e-3, lambda_H=1e-3, loss="ce")
+    assert linear_minimizer(spec, geometry="orthoplex").loss == pytest.approx(0.0284359616, rel=1e-8)
+    mse = linear_minimizer(UFMSpec([40, 20, 10, 5], 2, 6, lambda_W=0.04, lambda_H=0.04), rule="code")
+    assert mse.loss == pytest.approx(0.4216311318, rel=1e-9) and mse.spec.widths == (6, 6)

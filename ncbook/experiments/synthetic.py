@@ -53,7 +53,7 @@ from ncbook.experiments.synthetic_tables import (
 )
 from ncbook.models import DeepLinearUFM, make_deep_linear_ufm
 from ncbook.optimize import Trace, minimize
-from ncbook.spec import LOSSES, UFMSpec
+from ncbook.spec import UFMSpec
 from ncbook.theory import CEMinimizer, MSEMinimizer, ce_minimizer, mse_minimizer
 
 __all__ = [
@@ -102,19 +102,14 @@ class SyntheticConfig:
     dtype: str = "float64"  # "float32" is the authors' precision; float64 to compare with closed forms
 
     def __post_init__(self) -> None:
-        counts = self.n_per_class
-        if isinstance(counts, (str, bytes)) or not isinstance(counts, Sequence):
-            raise ValueError(f"`n_per_class` must be a sequence of class sizes, got {counts!r}")
-        counts = tuple(check_int(f"n_per_class[{k}]", n, low=1) for k, n in enumerate(counts))
-        if len(counts) < 2:
-            raise ValueError(f"`n_per_class` needs at least 2 classes, got {len(counts)}")
-        object.__setattr__(self, "n_per_class", counts)
-        object.__setattr__(self, "depth", check_int("depth", self.depth, low=1))
-        object.__setattr__(self, "bias", bool(check_choice("bias", self.bias, (True, False))))
-        check_choice("loss", self.loss, LOSSES)
-        object.__setattr__(self, "widths", check_int("widths", self.widths, low=1))
-        for name in ("lambda_W", "lambda_H", "lr", "init_std"):
+        for name in ("lambda_W", "lambda_H", "lr", "init_std"):  # scalars here, and > 0
             object.__setattr__(self, name, check_float(name, getattr(self, name), low=0.0, low_open=True))
+        if isinstance(self.widths, Sequence):
+            raise ValueError(f"`widths` must be one integer (every layer), got {self.widths!r}")
+        spec = self.spec  # validates the problem's fields
+        for name in ("n_per_class", "depth", "bias"):
+            object.__setattr__(self, name, getattr(spec, name))
+        object.__setattr__(self, "widths", spec.widths[0])
         object.__setattr__(self, "momentum", check_float("momentum", self.momentum, low=0.0, high=1.0))
         object.__setattr__(self, "steps", check_int("steps", self.steps, low=1))
         object.__setattr__(self, "log_every", check_int("log_every", self.log_every, low=1))

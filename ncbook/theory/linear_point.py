@@ -44,8 +44,8 @@ def balanced_point(
 
     >>> spec = UFMSpec((2, 2), 1, lambda_W=0.25, lambda_H=0.25)
     >>> point = balanced_point(spec, np.eye(2), np.ones(2), np.eye(2), None)
-    >>> [round(float(w.square().sum()), 6) for w in point.weights]  # tau / lambda = 4 per direction
-    [4.0]
+    >>> [round(float(w.square().sum()), 6) for w in point.weights]  # tau / lambda = 1 in each of 2 directions
+    [2.0]
     """
     lam = np.asarray(spec.lambda_W)
     tau = (logit_sv**2 * lam.prod() * spec.lambda_H) ** (1 / (spec.depth + 1))
