@@ -157,7 +157,7 @@ plt.show()
 # NC1 and the distance to the orthogonal frame fall together at every layer: collapse and the
 # orthogonal frame are one event.
 
-# %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier $W_M\\cdots W_m$ (top) and class means of $H_m$ (bottom), from L-BFGS. The orthogonal frame has diagonal entries $1/\\sqrt{K}$ and zeros elsewhere.", "name": "fig-11-gram"}, "image": {"alt": "Annotated heatmaps, one row per layer: normalised Gram matrices of the classifier and of the class means, equal diagonal entries and zeros elsewhere."}}
+# %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier $W_M\\cdots W_m$ (panels W) and class means of $H_m$ (panels H) at each layer $m$, from L-BFGS. The orthogonal frame has diagonal entries $1/\\sqrt{K}$ and zeros elsewhere.", "name": "fig-11-gram"}, "image": {"alt": "Annotated heatmaps, one row per layer: normalised Gram matrices of the classifier and of the class means, equal diagonal entries and zeros elsewhere."}}
 shot = nc.models.snapshot(runs[deep].model)
 nc.plots.layer_gram_heatmaps(shot.w_grams, shot.h_grams)
 plt.show()

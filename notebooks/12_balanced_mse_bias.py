@@ -119,7 +119,7 @@ nb.check_rows([{"M": m, "ratio": p.loss / bias_free[m].loss} for m, p in predict
 # {numref}`fig-12-gram` shows, for the deepest model, the normalised Gram matrices of the
 # classifier and of the centred class means at every layer.
 
-# %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier $W_M\\cdots W_m$ (top) and class means of $H_m$ (bottom; their global mean is zero at the optimum). The simplex ETF has diagonal $(K-1)/(K\\sqrt{K-1})$ and off-diagonal $-1/(K\\sqrt{K-1})$.", "name": "fig-12-gram"}, "image": {"alt": "Annotated heatmaps, one row per layer: normalised Gram matrices with equal positive diagonal and equal negative off-diagonal entries."}}
+# %% mystnb={"figure": {"caption": "Deepest model, normalised Gram matrices at every layer: classifier $W_M\\cdots W_m$ (panels W) and class means of $H_m$ (panels H; their global mean is zero at the optimum) at each layer $m$. The simplex ETF has diagonal $(K-1)/(K\\sqrt{K-1})$ and off-diagonal $-1/(K\\sqrt{K-1})$.", "name": "fig-12-gram"}, "image": {"alt": "Annotated heatmaps, one row per layer: normalised Gram matrices with equal positive diagonal and equal negative off-diagonal entries."}}
 deep = max(depths)
 shot = nc.models.snapshot(runs[deep].model)
 nc.plots.layer_gram_heatmaps(shot.w_grams, shot.h_grams, fmt=".3f")
