@@ -209,7 +209,7 @@ class NCAccumulator:
     def class_means(self) -> torch.Tensor:
         """mu_k, (K, d) float64 on the CPU (a copy). Raises if a class has no sample."""
         self._check_ready()
-        return moments.class_means(self).to("cpu") * 2.0 ** -int(self.exponent)
+        return moments.means_at_scale(self).to("cpu") * 2.0 ** -int(self.exponent)
 
     def within_covariance(self) -> torch.Tensor:
         """Sigma_W = S_W / N, (d, d) float64 on the CPU (underflows for features below about 1e-154)."""

@@ -32,7 +32,7 @@ __all__ = [
     "RowBuffer",
     "add_state",
     "centred",
-    "class_means",
+    "means_at_scale",
     "empty_state",
     "exponent_of",
     "flush",
@@ -178,7 +178,7 @@ def add_state(state: Any, other: Any) -> None:
     state.sq += other.sq
 
 
-def class_means(state: Any) -> torch.Tensor:
+def means_at_scale(state: Any) -> torch.Tensor:
     """mu_k at scale 2^e, (K, d): c_k + s_k / n_k (O(K d), no second moment)."""
     n = state.counts
     return state.shift + state.sums * torch.where(n > 0, 1 / n.clamp(min=1), 0.0)[:, None]
