@@ -62,7 +62,7 @@ from ncbook.experiments import theorem_checks as tc
 nb = nc.notebook(profile=profile, device=device, seed=seed)
 width = tc.check_width("width", width, num_classes)
 counts = [n_per_class] * num_classes
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 
 # %% [markdown]
 # ## The model and its prediction

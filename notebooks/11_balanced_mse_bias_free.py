@@ -113,7 +113,7 @@ width = tc.check_width("width", width, num_classes)
 narrow_width = tc.check_width("narrow_width", narrow_width, 1, num_classes - 1)
 sweep_ratios = tc.check_list("sweep_ratios", sweep_ratios)
 counts, N = [n_per_class] * num_classes, n_per_class * num_classes
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 
 # %% [markdown]
 # ## The prediction and the optimisation

@@ -89,7 +89,7 @@ from ncbook.experiments import theorem_checks as tc
 nb = nc.notebook(profile=profile, device=device, seed=seed)
 width = tc.check_width("width", width, num_classes - 1)
 counts, K = [n_per_class] * num_classes, num_classes
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 
 # %% [markdown]
 # ## The prediction and the optimisation

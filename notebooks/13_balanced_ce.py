@@ -110,7 +110,7 @@ from ncbook.experiments import theorem_checks as tc
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
 gk = {"source": "literature", "cite": "garrod2024persistence"}
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 
 # %% [markdown]
 # ## Where the orthoplex beats the ETF

@@ -84,7 +84,7 @@ from ncbook.experiments import theorem_checks as tc
 nb = nc.notebook(profile=profile, device=device, seed=seed)
 width = tc.check_width("width", width, len(tc.check_list("n_per_class", n_per_class)))
 counts, K, N = n_per_class, len(n_per_class), sum(n_per_class)
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 
 # %% [markdown]
 # ## The prediction

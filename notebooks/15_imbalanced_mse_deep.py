@@ -109,7 +109,7 @@ lambda_W, sweep_depths = tc.check_list("lambda_W", lambda_W), tc.check_depths(sw
 width = tc.check_width("width", width, len(tc.check_list("n_per_class", n_per_class)))
 narrow_width = tc.check_width("narrow_width", narrow_width, 1, len(n_per_class) - 1)
 counts, K, M = n_per_class, len(n_per_class), len(lambda_W)
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 
 # %% [markdown]
 # ## A general orthogonal frame at every layer
