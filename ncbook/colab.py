@@ -48,18 +48,18 @@ def install_cell(url: str) -> str:
     if url and not url.startswith(_GITHUB):
         raise ValueError(f"`url` must be an {_GITHUB}<owner>/<name> address or empty, got {url!r}")
     if url:
+        imports = ["import importlib.util", "import subprocess", "import sys"]
         action = (f'    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", '
                   f'"ncbook @ git+{url}"], check=True)\n'
                   "    importlib.invalidate_caches()")
     else:
+        imports = ["import importlib.util"]
         action = ('    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a '
                   'clone of its repository")')
     return "\n".join([
         f'# %% tags=["{INSTALL_TAG}"]',
         "# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).",
-        "import importlib.util",
-        "import subprocess",
-        "import sys",
+        *imports,
         "",
         'if importlib.util.find_spec("ncbook") is None:',
         action,

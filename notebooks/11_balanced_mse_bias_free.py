@@ -21,8 +21,6 @@
 # %% tags=["remove-cell"]
 # Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
 import importlib.util
-import subprocess
-import sys
 
 if importlib.util.find_spec("ncbook") is None:
     raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
@@ -100,6 +98,8 @@ sweep_ratios = [0.4, 0.8, 1.2, 1.6]  # values of beta / beta*_M where depths 1 a
 tolerance = 1e-6  # relative error allowed on matrices (L-BFGS stops at gradient 1e-12)
 
 # %% tags=["hide-input"]
+from functools import partial
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -210,10 +210,7 @@ nb.check_rows(table, claim="M={M}: every Gram, the logits and sigma(W_m) equal t
 # $w_k^\top\bar h_k$ just below the threshold is $(M-1)/M = 1/2$.
 
 # %%
-def common_lambda(depth, ratio):
-    return nc.theory.lambda_for_beta(ratio * nc.theory.beta_star(depth), n_per_class, N, depth)
-
-
+common_lambda = partial(tc.lambda_at_ratio, n_per_class=n_per_class, num_samples=N)
 sweep = pd.concat([tc.norm_sweep(counts, m, [common_lambda(m, r) for r in sweep_ratios], width, starts=starts,
                                  init_std=(0.5, 1.0, 2.0), seed=seed).assign(M=m) for m in (1, 2)])
 sweep = sweep.query("`class` == 0").assign(ratio=np.tile(sweep_ratios, 2), w_error=lambda t: (t.w_sq - t.w_sq_star).abs())

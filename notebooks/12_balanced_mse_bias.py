@@ -23,8 +23,6 @@
 # %% tags=["remove-cell"]
 # Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
 import importlib.util
-import subprocess
-import sys
 
 if importlib.util.find_spec("ncbook") is None:
     raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
@@ -155,13 +153,8 @@ plt.show()
 # form; we add the largest deviation of $\cos(w_j, w_k)$ from $-1/(K-1)$.
 
 # %%
-def cosine_gap(model):
-    gram = nc.models.snapshot(model).w_grams[0]
-    cosines = gram / np.sqrt(np.outer(np.diag(gram), np.diag(gram)))
-    return np.abs(cosines[~np.eye(K, dtype=bool)] + 1 / (K - 1)).max()
-
-
-table = tc.statement_table(predictions, runs, frame="etf").assign(cosine_gap=[cosine_gap(r.model) for r in runs.values()])
+gaps = [tc.classifier_cosine_gap(r.model) for r in runs.values()]
+table = tc.statement_table(predictions, runs, frame="etf").assign(cosine_gap=gaps)
 table
 
 # %% [markdown]

@@ -23,8 +23,6 @@
 # %% tags=["remove-cell"]
 # Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
 import importlib.util
-import subprocess
-import sys
 
 if importlib.util.find_spec("ncbook") is None:
     raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
@@ -260,15 +258,7 @@ plt.show()
 # to zero in one jump at $\beta_k = \beta^*_M$, where $w_k^\top \bar h_k$ falls from $(M-1)/M$ to 0.
 
 # %%
-def rule_row(m, t):
-    below = thresholds[m]["lambda_global"].iloc[-1] * (1 - 1e-9)  # just below the smallest class's beta*
-    return {"M": m, "outside": t.loc[~t.in_window, "gap"].abs().max(), "inside": t.loc[t.in_window, "gap"].min(),
-            "points_inside": int(t.in_window.sum()), "wh_below": nc.theory.mse_minimizer(counts, m, lambda_W=below, lambda_H=below).wh[-1],
-            "wh_star": (m - 1) / m}
-
-
-# %%
-rule_table = pd.DataFrame([rule_row(m, gaps[gaps.M == m]) for m in sweep_depths])
+rule_table = tc.rule_summary(gaps, counts, sweep_depths)
 rule_table
 
 # %% tags=["hide-input"]

@@ -43,6 +43,13 @@
 # $H_1 \ge 0$. Tags: [paper: abstract / caption] is read in paper B; [literature: citation] in
 # another paper; [ours: derived and verified here] is our derivation, checked numerically below.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (CPU, seconds) or "full"
 device = "auto"  # "auto", "cpu" or "cuda"; everything here runs on the CPU in float64
@@ -56,7 +63,7 @@ k2_depth = 4  # depth of the two-class gradient-descent runs
 k2_seeds = 3  # random starts with two classes (per H_1 variant)
 k2_steps = 20000  # full-batch GD steps (lr 0.5) with two classes
 
-# %%
+# %% tags=["hide-input"]
 from dataclasses import replace
 from functools import partial
 
@@ -70,8 +77,9 @@ import ncbook as nc
 from ncbook.experiments import dufm
 from ncbook.spec import UFMSpec
 
+# %%
 nb = nc.notebook(profile=profile, device=device, seed=seed)
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 pd.set_option("display.precision", 8)
 wd, n = weight_decay, n_per_class
 VARIANTS = {False: "H1 free", True: "H1 >= 0"}

@@ -33,6 +33,13 @@
 # variants of the free features: $H_1$ free and $H_1 \ge 0$ (what a ReLU backbone outputs; which
 # one paper B uses could not be read). It ends with two findings of our own.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (CPU, about two minutes) or "full"
 device = "auto"  # "auto", "cpu" or "cuda"; the runs use numpy on the CPU in float64
@@ -55,7 +62,7 @@ return_tolerance = 0.1  # non-negative H_1: how close to L_DNC GD must end after
 small_seeds = 2  # random starts per depth and variant with five classes (Finding 2)
 small_steps = 20000  # GD steps with five classes
 
-# %%
+# %% tags=["hide-input"]
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
@@ -68,7 +75,7 @@ from ncbook.experiments import dufm
 from ncbook.spec import UFMSpec
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 VARIANTS = {False: "H1 free", True: "H1 >= 0"}
 
 # %%

@@ -30,6 +30,13 @@
 # closed-form DNC loss of the DUFM (previous chapters). A ReLU backbone may or may not end with a
 # ReLU; we run both: backbone output $H_1$ of free sign, and $H_1 \ge 0$ (a ReLU on the output).
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% tags=["parameters"]
 profile = "smoke"  # "smoke" (CPU, about a minute) or "full"
 device = "auto"  # "auto", "cpu" or "cuda"
@@ -47,7 +54,7 @@ learning_rate = 0.003  # Adam (see the remark on the learning rate below)
 seeds = 2  # independent initialisations per H_1 variant; claims are about the best one
 log_every = 250  # metrics every this many steps
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -56,7 +63,7 @@ import ncbook as nc
 from ncbook.experiments import dufm
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 VARIANTS = {False: "H1 free", True: "H1 >= 0"}
 K, L, lam_h = 10, head_depth, feature_decay / n_per_class
 

@@ -26,6 +26,13 @@
 # the reduction to target singular values (chapter 14); the code rule is the authors' `compute_x`.
 # The maps and their checks are ours.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% [markdown]
 # ```{prf:remark} Our result: the collapse map
 # :label: rem-41-map
@@ -53,7 +60,7 @@ hard_points = [[5, 0.02, 2]]  # (ratio, lambda, M) where random starts are known
 starts = 3  # random starts per checked point (best kept)
 hops = 0  # basin hops after each start
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

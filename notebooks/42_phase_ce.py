@@ -21,6 +21,13 @@
 # families at a few settings. This chapter draws the comparison everywhere in $(\lambda, M)$ for
 # $K = 4, 6, 10$, marks Garrod & Keating's scope, and checks the map by L-BFGS from random starts.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% [markdown]
 # ```{prf:remark} The candidates and what is whose
 # :label: rem-42-candidates
@@ -50,7 +57,7 @@ check_points = [[4, 1, 1e-3], [4, 2, 1e-4], [4, 3, 1e-2], [6, 2, 1e-2], [10, 2, 
 starts = 3  # random starts per checked point (best kept)
 hops = 1  # basin hops after each start
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

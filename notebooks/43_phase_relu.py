@@ -21,6 +21,13 @@
 # $H_1$ and $H_1 \ge 0$ (what a ReLU backbone outputs). Whether the paper constrains the sign of
 # $H_1$ could not be read, so we show both.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% [markdown]
 # ```{prf:remark} Our result: the low-rank map
 # :label: rem-43-map
@@ -47,7 +54,7 @@ width = 30  # hidden width of the checked models
 seeds = 2  # random starts per checked point
 steps = 6000  # gradient-descent steps per start (lr 0.5, halved on divergence)
 
-# %%
+# %% tags=["hide-input"]
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

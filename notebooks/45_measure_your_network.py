@@ -20,6 +20,13 @@
 # on the GPU when there is one. It then shows the same measurement as a `torchmetrics` metric for
 # Lightning or multi-GPU (DDP) training. The metrics follow {cite:t}`papyan2020prevalence`.
 
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
+
 # %% [markdown]
 # ```{admonition} The metrics, in one line each
 # :class: note

@@ -34,8 +34,10 @@ from ncbook.spec import UFMSpec
 from ncbook.theory import (
     LinearPoint,
     MSEMinimizer,
+    beta_star,
     ce_minimizer,
     collapse_thresholds,
+    lambda_for_beta,
     lambda_sweep,
     mse_minimizer,
 )
@@ -52,7 +54,8 @@ FRAMES = tuple(FRAME_KEYS)
 __all__ = [
     "FRAMES", "FRAME_KEYS", "ce_scope", "ce_scope_summary", "check_depths", "check_list", "check_width",
     "class_table",
-    "closed_form_errors", "local_check", "norm_sweep", "solve_depths", "statement_table", "window_gap",
+    "classifier_cosine_gap", "closed_form_errors", "lambda_at_ratio", "local_check", "norm_sweep",
+    "rule_summary", "solve_depths", "statement_table", "window_gap",
 ]
 
 
@@ -241,3 +244,35 @@ def window_gap(counts: Sequence[int], depth: int, lambdas: Sequence[float], widt
         "lambda": grid, "global": losses["global"].to_numpy(), "code": losses["code"].to_numpy(),
         "gap": (losses["code"] - losses["global"]).to_numpy(), "in_window": inside,
     })
+
+
+def lambda_at_ratio(depth: int, ratio: float, n_per_class: int, num_samples: int) -> float:
+    """The common decay lambda = lambda_W = lambda_H at which beta = ratio * beta*_M for a balanced
+    problem (chapter 11's sweep across the threshold)."""
+    return lambda_for_beta(ratio * beta_star(depth), n_per_class, num_samples, depth)
+
+
+def classifier_cosine_gap(model: DeepLinearUFM) -> float:
+    """max_{j != k} |cos(w_j, w_k) + 1/(K-1)|: how far the classifier rows are from a simplex ETF's
+    angles (chapter 12)."""
+    gram = snapshot(model).w_grams[0]
+    cosines = gram / np.sqrt(np.outer(np.diag(gram), np.diag(gram)))
+    num_classes = gram.shape[0]
+    return float(np.abs(cosines[~np.eye(num_classes, dtype=bool)] + 1 / (num_classes - 1)).max())
+
+
+def rule_summary(gaps: pd.DataFrame, counts: Sequence[int], depths: Sequence[int]) -> pd.DataFrame:
+    """Per depth, from :func:`window_gap` tables stacked with an ``M`` column: the largest |gap|
+    outside the windows, the smallest gap inside, how many grid points lie inside, and
+    w_k^T h_k of the smallest class just below its threshold against (M-1)/M (chapter 15)."""
+    rows = []
+    for depth in depths:
+        table = gaps[gaps.M == depth]
+        below = collapse_thresholds(counts, depth)["lambda_global"].iloc[-1] * (1 - 1e-9)
+        rows.append({
+            "M": depth, "outside": table.loc[~table.in_window, "gap"].abs().max(),
+            "inside": table.loc[table.in_window, "gap"].min(), "points_inside": int(table.in_window.sum()),
+            "wh_below": mse_minimizer(counts, depth, lambda_W=below, lambda_H=below).wh[-1],
+            "wh_star": (depth - 1) / depth,
+        })
+    return pd.DataFrame(rows)
