@@ -50,7 +50,7 @@ def test_stored_full_runs_win_over_smoke_and_the_note_is_redrawn(tmp_path):
     _tree(tmp_path)
     chapters = [find_chapter(stem, "smoke", tmp_path) for stem in ("a", "b")]
     assert [c.profile for c in chapters] == ["smoke", "full"] and not any(c.stale for c in chapters)
-    copy_executed(chapters, tmp_path)
+    copy_executed(chapters, tmp_path, {})
     cells = json.loads((tmp_path / "book" / "executed" / "b.ipynb").read_text())["cells"]
     assert "".join(cells[0]["source"]) == "# b full"
     assert "Run: full · CPU · seed 0 · abc1234 · 1 s" in "".join(cells[1]["source"])

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ncbook._runtime import PROFILES, repo_root
-from ncbook.pipeline import provenance
+from ncbook.pipeline import api_page, provenance
 
 PROVENANCE_TAG = "ncbook-provenance"
 
@@ -96,8 +96,9 @@ def stale_stems(profile: str, root: Path) -> list[str]:
     return stems
 
 
-def copy_executed(chapters: list[Chapter], root: Path) -> None:
-    """Copy each chapter's notebook to book/executed/ with its provenance note redrawn."""
+def copy_executed(chapters: list[Chapter], root: Path, api_calls: dict[tuple[str, str], list[str]]) -> None:
+    """Copy each chapter's notebook to book/executed/ with its provenance note redrawn and a closing
+    line linking the API it calls."""
     import nbformat
 
     target = root / "book" / "executed"
@@ -111,6 +112,9 @@ def copy_executed(chapters: list[Chapter], root: Path) -> None:
         note = nbformat.v4.new_markdown_cell(provenance.banner_markdown(chapter.record, list(chapter.stale)))
         note.metadata["tags"] = [PROVENANCE_TAG]
         node.cells.insert(1, note)
+        links = api_page.chapter_links(chapter.stem, api_calls)
+        if links:
+            node.cells.append(nbformat.v4.new_markdown_cell(links))
         nbformat.write(node, str(target / f"{chapter.stem}.ipynb"))
 
 
@@ -142,7 +146,9 @@ def prepare(profile: str) -> None:
     missing = sorted(set(stems) - {c.stem for c in chapters})
     if missing:
         raise SystemExit(f"not executed yet: {', '.join(missing)}; run `make notebooks`")
-    copy_executed(chapters, root)
+    api_calls = api_page.calls_by_chapter(sorted((root / "notebooks").glob("*.py")))
+    copy_executed(chapters, root, api_calls)
+    (root / "book" / "api.md").write_text(api_page.page_markdown(api_calls), encoding="utf-8")
     copy_mathjax(root)
     claims = [ChapterClaims(c.stem, chapter_title(c.notebook), c.profile,
                             _read_json(root / "results" / c.profile / c.stem / "claims.json"),
