@@ -41,6 +41,7 @@ __all__ = [
     "class_norm_table",
     "frame_margins",
     "frame_separation",
+    "gof_summary",
     "imbalanced_runs",
     "imbalanced_theory",
     "imbalanced_training_set",
@@ -206,3 +207,28 @@ def class_norm_table(models: dict[str, HeadedNet], split: Split, theory: dict[tu
             frame[f"wh_pred_{convention}"] = np.asarray(point.wh)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def gof_summary(history: pd.DataFrame, theory: dict[tuple[int, str], MSEMinimizer],
+                convention: str = "K-scaled") -> pd.DataFrame:
+    """One row per imbalanced run at its last epoch: training accuracy, the largest NC1 and the
+    largest GOF distance (W_M...W_m W^T, Hbar_m^T Hbar_m, W Hbar_m) over the head layers, the OF and
+    GOF distances of the end-to-end W W^T, the predicted GOF-to-OF distance ``of_pred`` and
+    ``margin``, half of it: a run at the GOF is nearer the GOF than the OF by more than ``margin``."""
+    check_choice("convention", convention, tuple(CONVENTIONS))
+    last = history[history["epoch"] == history.groupby("run")["epoch"].transform("max")]
+    rows = []
+    for run, frame in last.groupby("run", sort=False):
+        depth = int(frame["depth"].iloc[0])
+        value = frame.set_index(["layer", "metric"])["value"]
+        head = frame[frame["layer"] >= 1]
+        lengths = np.asarray(theory[(depth, convention)].w_norm_sq)
+        of_pred = gram_distance(np.diag(lengths), orthogonal_frame(len(lengths)))
+        rows.append({
+            "run": run, "depth": depth, "train_acc": value[(0, "train_acc")],
+            "nc1_max": head.loc[head["metric"] == "nc1", "value"].max(),
+            "gof_max": head.loc[head["metric"].isin(["nc2_gof_w", "nc2_gof", "nc3_gof"]), "value"].max(),
+            "w_gof": value[(1, "nc2_gof_w")], "w_of": value[(1, "nc2_of_w")], "of_pred": of_pred,
+            "margin": of_pred / 2,
+        })
+    return pd.DataFrame(rows)
