@@ -101,6 +101,8 @@ import ncbook as nc
 from ncbook.experiments import synthetic
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
+
+# %% tags=["hide-input"]
 on_cuda = nb.device.type == "cuda"
 shared = dict(n_per_class=n_per_class, width=cuda_width if on_cuda else width, lambda_W=weight_decay,
               init_std=cuda_init_std if on_cuda else init_std, lambda_H=weight_decay, steps=steps,
@@ -278,6 +280,8 @@ nb.check_rows(mse_end.query("metric == 'loss'"), claim="MSE, M={depth}, bias={bi
 nb.check_rows(worst.max(axis=1).rename("worst").reset_index(), claim="MSE, M={depth}, bias={bias}: NC1 and the "
               "distances to the predicted frame, every layer", source="paper-A", measured="worst",
               tolerance=metric_tolerance, kind="upper")
+
+# %% tags=["hide-input"]
 for depth, rows in bias_end.groupby("depth"):
     nb.check(f"MSE, M={depth}: bias b* = n_k/N", source="ours", predicted=rows["predicted"],
              measured=rows["value"], tolerance=metric_tolerance, kind="abs")
@@ -292,6 +296,8 @@ nb.check_rows(ce.query("depth == 1"), claim="CE, M=1, seed {seed}: gradient desc
 nb.check_rows(ce.query("depth >= 2"), claim="CE, M={depth}, seed {seed}: gradient descent ends at the ETF or "
               "the orthoplex (by the rank of W)", source="ours", measured="as_declared", predicted=1.0,
               tolerance=0, kind="abs")
+
+# %% tags=["hide-input"]
 nb.check_rows(ce, claim="CE, M={depth}, seed {seed}: final loss equals the closed form of the point its rank "
               "shows", source="ours", measured="loss", predicted="closed_form", tolerance=ce_tolerance)
 nb.check_rows(ce.assign(ratio=ce.loss / ce.etf), claim="CE, M={depth}, seed {seed}: final loss not above the "

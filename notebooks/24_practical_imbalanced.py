@@ -93,6 +93,8 @@ import ncbook as nc
 from ncbook.experiments import practical
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
+
+# %% tags=["hide-input"]
 recipe = replace(nc.train.AUTHORS_RECIPES["imbalanced_mlp"], epochs=epochs, lr=lr, weight_decay=weight_decay,
                  feature_decay=feature_decay, lr_step=lr_step, eval_every=eval_every,
                  checkpoint_every=eval_every, seed=seed)
@@ -222,6 +224,8 @@ nb.check_rows(summary, claim="{run}: the network fits its training set", source=
               tolerance=1.0, kind="lower")
 nb.check_rows(summary, claim="{run}: NC1 collapses at every head layer", source="paper-A", measured="nc1_max",
               tolerance=nc1_tolerance, kind="upper")
+
+# %% tags=["hide-input"]
 nb.check_rows(summary, claim="{run}: W_M..W_m W^T, Hbar_m^T Hbar_m and W Hbar_m at the per-layer GOF",
               source="paper-A", measured="gof_max", tolerance=gof_tolerance, kind="upper")
 nb.check_rows(summary, claim="{run}: W W^T at the predicted distance from the OF", source="paper-A",
@@ -235,6 +239,8 @@ for run, rows in measured.groupby("run"):
         nb.check(f"{run}: {what} per class equals the closed form (K-scaled lambdas)", source="paper-A",
                  measured=rows[key], predicted=rows[f"{key.replace('_norm_sq', '')}_pred_K-scaled"],
                  tolerance=norm_tolerance, kind="rel")
+
+# %% tags=["hide-input"]
 error = {c: (measured.w_norm_sq / measured[f"w_pred_{c}"] - 1).abs().max() for c in practical.CONVENTIONS}
 nb.check("lambda = K wd fits ||w_k||^2 at least as well as the raw wd of the authors' validation", source="ours",
          measured=error["raw"] - error["K-scaled"], tolerance=0.0, kind="lower")
