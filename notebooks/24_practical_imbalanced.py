@@ -60,7 +60,7 @@
 #   stand-in that one CPU core trains: MNIST-1D with the authors' CIFAR10 ratios 1:1:2:2:3:3:4:4:5:5
 #   ($n_k$ = 75 ... 375, N = 2250, as much of its training set as those ratios allow), the authors'
 #   imbalanced recipe (six ReLU blocks without batch norm, full batch in file order, Adam $10^{-4}$,
-#   $wd = fd = 10^{-5}$, 12,000 epochs with the learning rate $\times 0.1$ at 6,000) at width 128.
+#   $wd = fd = 10^{-5}$, 12,000 epochs with the learning rate $\times 0.1$ at 6,000) at width 64.
 #   The paper trains width 2048 on CIFAR10 ($n_k$ = 100 ... 500) and EMNIST on a GPU: those runs are
 #   listed in `sweeps/paper-a-full.yaml`.
 
