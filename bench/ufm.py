@@ -83,16 +83,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     counts, width, lam = [100] * 4, 64, 5e-4
-    warm = nc.models.make_deep_linear_ufm([5, 5], 1, 4, lam, lam)
+    warm = nc.models.make_deep_linear_ufm(nc.models.UFMSpec([5, 5], 1, 4, lambda_W=lam, lambda_H=lam))
     lbfgs_time(warm, 0.0, 0.0, 50)  # pay torch's one-off optimiser import and first-call costs here
 
     print(f"K=4, n=100, width {width}, lambda {lam}, float64, 1 thread, target rel. gap {args.tol:g}\n")
     print("| M | bias | f* (closed form) | SGD: time | SGD steps | L-BFGS: time | L-BFGS evals | speed-up |")
     print("|---|---|---|---|---|---|---|---|")
     for depth, bias in SETTINGS:
-        target = nc.theory.mse_minimizer(counts, depth, lam, lam, bias=bias).loss
-        setting = dict(depth=depth, width=width, lambda_W=lam, lambda_H=lam, bias=bias, init_std=0.1)
-        fresh = [nc.models.make_deep_linear_ufm(counts, **setting, seed=args.seed)
+        target = nc.theory.mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam, bias=bias).loss
+        spec = nc.models.UFMSpec(counts, depth, width, lambda_W=lam, lambda_H=lam, bias=bias)
+        fresh = [nc.models.make_deep_linear_ufm(spec, init_std=0.1, seed=args.seed)
                  for _ in range(REPEATS + 1)]
         times = {"sgd": sgd_time(fresh[0], target, args.tol, args.max_steps)}
         runs = sorted(lbfgs_time(model, target, args.tol, 20_000) for model in fresh[1:])

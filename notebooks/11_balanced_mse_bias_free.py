@@ -93,7 +93,7 @@ sns.set_theme(style="whitegrid")
 # the minimizer is non-zero.
 
 # %%
-predictions = {m: nc.theory.mse_minimizer(counts, m, lambda_W, lambda_H, widths=width) for m in depths}
+predictions = {m: nc.theory.mse_minimizer(counts, m, lambda_W=lambda_W, lambda_H=lambda_H, widths=width) for m in depths}
 if not all(p.direction_active.any() for p in predictions.values()):
     raise ValueError("`lambda_W`/`lambda_H` put some depth above beta*_M (zero minimizer); lower them")
 pd.DataFrame([{"M": m, "beta": p.beta[0], "beta*_M": nc.theory.beta_star(m), "x": p.x[0],
@@ -110,9 +110,10 @@ pd.DataFrame([{"M": m, "beta": p.beta[0], "beta*_M": nc.theory.beta_star(m), "x"
 # L-BFGS iterations of at most five objective evaluations each.
 
 # %%
-config = nc.optimize.SolverConfig("lbfgs", steps=300, lr=1.0, inner=5, log_every=2)
-runs = {m: nc.models.solve(counts, m, width, lambda_W, lambda_H, config=config, starts=starts,
-                        init_std=(0.5, 1.0), seed=seed, theory=predictions[m]) for m in depths}
+config = nc.optimize.MinimizeConfig("lbfgs", steps=300, lr=1.0, inner=5, log_every=2)
+runs = {m: nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lambda_W, lambda_H=lambda_H),
+                           config=config, starts=starts, init_std=(0.5, 1.0), seed=seed,
+                           reference=predictions[m]) for m in depths}
 pd.DataFrame([{"M": m, "best loss": r.loss, "closed form": predictions[m].loss,
                "losses of all starts": np.round(r.final_losses, 8)} for m, r in runs.items()])
 
@@ -124,10 +125,10 @@ pd.DataFrame([{"M": m, "best loss": r.loss, "closed form": predictions[m].loss,
 # %% mystnb={"figure": {"caption": "First start of the deepest model (the first 120 outer L-BFGS steps). Left: loss minus the closed-form minimum. Middle: NC1 of the features H_m. Right: distance of nrm((W_M...W_m)(W_M...W_m)^T) to the orthogonal frame I/sqrt(K). All on a log scale.", "name": "fig-11-curves"}}
 deep = max(depths)
 first = runs[deep].history.query("start == 0 and step <= 120")
-gap = first.drop_duplicates("step").assign(gap=lambda t: t["loss"] - predictions[deep].loss)
+gap = first.query("metric == 'loss'").assign(gap=lambda t: t["value"] - predictions[deep].loss)
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
 sns.lineplot(data=gap, x="step", y="gap", ax=axes[0]).set(yscale="log", ylabel="f - f*")
-for ax, metric in zip(axes[1:], ["nc1", "w_of"]):
+for ax, metric in zip(axes[1:], ["nc1", "nc2_of_w"]):
     sns.lineplot(data=first[first["metric"] == metric], x="step", y="value", hue="layer",
                  palette="crest", ax=ax).set(yscale="log", ylabel=metric)
 fig.tight_layout()
@@ -177,7 +178,7 @@ for m in depths:
     ledger.check(f"M={m}: NC1 = 0 at every layer", predicted=0.0,
                  measured=[final[f"nc1@{j}"] for j in range(1, m + 1)], tolerance=1e-12, kind="upper")
     ledger.check(f"M={m}: OF distance of W_M..W_j and of Hbar_j, every layer j", predicted=0.0,
-                 measured=[final[f"{g}_of@{j}"] for g in "wh" for j in range(1, m + 1)],
+                 measured=[final[f"{g}@{j}"] for g in ("nc2_of_w", "nc2_of") for j in range(1, m + 1)],
                  tolerance=tolerance, kind="upper")
     ledger.check(f"M={m}: NC3, W proportional to Hbar^T (paper A's NC3_W_sub_H)", predicted=0.0,
                  measured=nc.metrics.nc3_self_duality(W, means, squared=False), tolerance=tolerance,
@@ -203,9 +204,9 @@ sweep = []
 for m in (1, 2):
     for ratio in sweep_ratios:
         lam = nc.theory.lambda_for_beta(ratio * nc.theory.beta_star(m), n_per_class, N, m)
-        theory = nc.theory.mse_minimizer(counts, m, lam, lam, widths=width)
-        run = nc.models.solve(counts, m, width, lam, lam, starts=starts, init_std=(0.5, 1.0, 2.0),
-                           seed=seed, track=False)
+        theory = nc.theory.mse_minimizer(counts, m, lambda_W=lam, lambda_H=lam, widths=width)
+        run = nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lam, lambda_H=lam), starts=starts,
+                              init_std=(0.5, 1.0, 2.0), seed=seed, track=False)
         sweep.append({"M": m, "ratio": ratio, "lambda": lam, "f_star": theory.loss, "f": run.loss,
                       "w_sq": float(np.diag(nc.models.snapshot(run.model).w_grams[0]).mean()),
                       "w_sq_star": theory.w_norm_sq[0]})

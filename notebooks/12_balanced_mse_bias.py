@@ -83,9 +83,9 @@ sns.set_theme(style="whitegrid")
 # $(K-1)/K$.
 
 # %%
-predictions = {m: nc.theory.mse_minimizer(counts, m, lambda_W, lambda_H, bias=True, widths=width)
+predictions = {m: nc.theory.mse_minimizer(counts, m, lambda_W=lambda_W, lambda_H=lambda_H, bias=True, widths=width)
                for m in depths}
-bias_free = {m: nc.theory.mse_minimizer(counts, m, lambda_W, lambda_H, widths=width) for m in depths}
+bias_free = {m: nc.theory.mse_minimizer(counts, m, lambda_W=lambda_W, lambda_H=lambda_H, widths=width) for m in depths}
 if not all(p.direction_active.any() for p in predictions.values()):
     raise ValueError("`lambda_W`/`lambda_H` put some depth above beta*_M (zero minimizer); lower them")
 pd.DataFrame([{"M": m, "beta": p.beta[0], "x": p.x[0], "f* (bias)": p.loss,
@@ -98,8 +98,8 @@ pd.DataFrame([{"M": m, "beta": p.beta[0], "x": p.x[0], "f* (bias)": p.loss,
 # Float64 L-BFGS from `starts` random initialisations per depth, bias included, best kept.
 
 # %%
-runs = {m: nc.models.solve(counts, m, width, lambda_W, lambda_H, bias=True, starts=starts,
-                        init_std=0.5, seed=seed, theory=predictions[m]) for m in depths}
+runs = {m: nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lambda_W, lambda_H=lambda_H, bias=True),
+                           starts=starts, init_std=0.5, seed=seed, reference=predictions[m]) for m in depths}
 pd.DataFrame([{"M": m, "best loss": r.loss, "closed form": predictions[m].loss,
                "bias": np.round(r.model.bias.numpy(), 10)} for m, r in runs.items()])
 
@@ -164,7 +164,7 @@ for m in depths:
     ledger.check(f"M={m}: NC1 = 0 at every layer", predicted=0.0,
                  measured=[final[f"nc1@{j}"] for j in range(1, m + 1)], tolerance=1e-12, kind="upper")
     ledger.check(f"M={m}: ETF distance of W_M..W_j, of centred Hbar_j (every j) and of W Hbar", predicted=0.0,
-                 measured=[final[f"{g}_etf@{j}"] for g in "wh" for j in range(1, m + 1)] + [final["wh_etf@1"]],
+                 measured=[final[f"{g}@{j}"] for g in ("nc2_etf_w", "nc2_etf") for j in range(1, m + 1)] + [final["nc3_etf@1"]],
                  tolerance=tolerance, kind="upper")
     ledger.check(f"M={m}: cos(w_j, w_k) = -1/(K-1)", predicted=-1 / (K - 1),
                  measured=cosines[~np.eye(K, dtype=bool)], tolerance=tolerance, kind="abs")
@@ -182,9 +182,9 @@ for m in depths:
 
 # %%
 m = depths[len(depths) // 2]
-narrow = nc.models.solve(counts, m, K - 1, lambda_W, lambda_H, bias=True, starts=max(starts, 2),
-                      init_std=0.5, seed=seed, track=False)
-narrow_prediction = nc.theory.mse_minimizer(counts, m, lambda_W, lambda_H, bias=True, widths=K - 1)
+narrow = nc.models.solve(nc.models.UFMSpec(counts, m, K - 1, lambda_W=lambda_W, lambda_H=lambda_H, bias=True),
+                         starts=max(starts, 2), init_std=0.5, seed=seed, track=False)
+narrow_prediction = nc.theory.mse_minimizer(counts, m, lambda_W=lambda_W, lambda_H=lambda_H, bias=True, widths=K - 1)
 ledger.check(f"M={m}, widths K-1: L-BFGS loss equals the same f*", predicted=predictions[m].loss,
              measured=narrow.loss, tolerance=1e-9)
 ledger.check(f"M={m}, widths K-1: W W^T is the same ETF Gram", predicted=0.0,

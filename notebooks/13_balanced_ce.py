@@ -89,8 +89,8 @@ spec = [(4, 10, 1, 1e-3, 0.0640522905), (4, 10, 2, 2e-2, 0.5336693180), (4, 10, 
         (6, 5, 2, 1e-2, 0.4036132445)]
 spec_orth = [None, 0.5240018997, 0.0284359616, 0.3759927156]
 table = pd.DataFrame([{"K": k, "n": n, "M": m, "lam": lam,
-                       "etf": nc.theory.ce_minimizer(n, k, m, lam, lam).loss,
-                       "orth": nc.theory.ce_minimizer(n, k, m, lam, lam, geometry="orthoplex").loss}
+                       "etf": nc.theory.ce_minimizer(n, k, m, lambda_W=lam, lambda_H=lam).loss,
+                       "orth": nc.theory.ce_minimizer(n, k, m, lambda_W=lam, lambda_H=lam, geometry="orthoplex").loss}
                       for k, n, m, lam, _ in spec])
 table.assign(winner=np.where(table["orth"] < table["etf"], "orthoplex", "ETF"))
 
@@ -109,8 +109,8 @@ for row, (*_, etf_value), orth_value in zip(table.itertuples(), spec, spec_orth)
 # %%
 lambdas = np.geomspace(1e-5, 5e-2, sweep_points)
 gap = pd.DataFrame([{"case": f"K={k}, M={m}", "lambda": lam,
-                     "gap": nc.theory.ce_minimizer(n, k, m, lam, lam, geometry="orthoplex").loss
-                     / nc.theory.ce_minimizer(n, k, m, lam, lam).loss - 1}
+                     "gap": nc.theory.ce_minimizer(n, k, m, lambda_W=lam, lambda_H=lam, geometry="orthoplex").loss
+                     / nc.theory.ce_minimizer(n, k, m, lambda_W=lam, lambda_H=lam).loss - 1}
                     for k, n, m in [(4, n_per_class, 1), (4, n_per_class, 2), (4, n_per_class, 3),
                                     (6, n_per_class_k6, 2)] for lam in lambdas])
 
@@ -131,8 +131,8 @@ plt.show()
 rule = pd.DataFrame([{"K": k, "M": m, "2^(p-1)": 2 ** (2 / (m + 1) - 1), "1 - 1/K": 1 - 1 / k,
                       "orthoplex wins as lambda -> 0": 2 ** (2 / (m + 1) - 1) < 1 - 1 / k,
                       "min F_orth < min F_ETF at lambda = 1e-7":
-                          nc.theory.ce_minimizer(5, k, m, 1e-7, 1e-7, geometry="orthoplex").loss
-                          < nc.theory.ce_minimizer(5, k, m, 1e-7, 1e-7).loss}
+                          nc.theory.ce_minimizer(5, k, m, lambda_W=1e-7, lambda_H=1e-7, geometry="orthoplex").loss
+                          < nc.theory.ce_minimizer(5, k, m, lambda_W=1e-7, lambda_H=1e-7).loss}
                      for k in (4, 6, 8) for m in (1, 2, 3)])
 ledger.check("small-lambda winner follows 2^(p-1) < 1 - 1/K (K in 4, 6, 8; M in 1, 2, 3)", predicted=1.0,
              measured=float((rule.iloc[:, 4] == rule.iloc[:, 5]).mean()), tolerance=0.0, kind="abs", paper="ours")
@@ -148,9 +148,10 @@ rule
 # %%
 cases = {"K=4, M=1": (4, n_per_class, 1, lambda_m1), "K=4, M=3": (4, n_per_class, 3, lambda_m3),
          "K=6, M=2": (6, n_per_class_k6, 2, lambda_k6)}
-runs = {name: nc.models.solve([n] * k, m, k + 1, lam, lam, loss="ce", starts=starts, init_std=0.5,
-                           seed=seed, track=False) for name, (k, n, m, lam) in cases.items()}
-theory = {name: {g: nc.theory.ce_minimizer(n, k, m, lam, lam, geometry=g, widths=k + 1)
+runs = {name: nc.models.solve(nc.models.UFMSpec([n] * k, m, k + 1, lambda_W=lam, lambda_H=lam, loss="ce"),
+                              starts=starts, init_std=0.5, seed=seed, track=False)
+        for name, (k, n, m, lam) in cases.items()}
+theory = {name: {g: nc.theory.ce_minimizer(n, k, m, lambda_W=lam, lambda_H=lam, geometry=g, widths=k + 1)
                  for g in nc.theory.CE_GEOMETRIES} for name, (k, n, m, lam) in cases.items()}
 summary = pd.DataFrame([{"case": name, "L-BFGS best": run.loss, "min F_ETF": theory[name]["etf"].loss,
                          "min F_orth": theory[name]["orthoplex"].loss,
@@ -190,7 +191,7 @@ for name in ("K=4, M=3", "K=6, M=2"):
     etf_point = theory[name]["etf"].point()
     local[name] = (nc.models.DeepLinearUFM.from_point(etf_point, "ce").gradient_norm(),
                    nc.models.DeepLinearUFM.from_point(etf_point, "ce", noise=1e-3, seed=seed))
-    nc.optimize.minimize(local[name][1].objective, local[name][1].parameters(), nc.models.LBFGS)
+    nc.optimize.minimize(local[name][1], **vars(nc.models.LBFGS))
 pd.DataFrame([{"case": name, "|grad| at ETF": g, "loss after perturbation + L-BFGS": float(m.objective().detach()),
                "min F_ETF": theory[name]["etf"].loss} for name, (g, m) in local.items()])
 

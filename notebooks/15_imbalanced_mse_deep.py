@@ -91,14 +91,14 @@ sns.set_theme(style="whitegrid")
 # prediction gives the per-class norms, $\tau_k$ and the per-layer Gram matrices.
 
 # %%
-prediction = nc.theory.mse_minimizer(counts, M, lambda_W, lambda_H, widths=width)
+prediction = nc.theory.mse_minimizer(counts, M, lambda_W=lambda_W, lambda_H=lambda_H, widths=width)
 pd.DataFrame({"n_k": counts, "beta_k": prediction.beta, "x_k": prediction.x, "tau_k": prediction.tau,
               "||w_k||^2": prediction.w_norm_sq, "||hbar_k||^2": prediction.h_norm_sq,
               "w_k.hbar_k": prediction.wh})
 
 # %%
-run = nc.models.solve(counts, M, width, lambda_W, lambda_H, starts=starts, init_std=0.5, seed=seed,
-                   theory=prediction)
+run = nc.models.solve(nc.models.UFMSpec(counts, M, width, lambda_W=lambda_W, lambda_H=lambda_H),
+                      starts=starts, init_std=0.5, seed=seed, reference=prediction)
 shot, exact = nc.models.snapshot(run.model), nc.models.snapshot(nc.models.DeepLinearUFM.from_point(prediction.point()))
 errors = nc.models.compare(shot, exact)
 errors
@@ -130,7 +130,7 @@ ledger.check(f"M={M}: no start goes below f* (f* minus the lowest start)", predi
 ledger.check(f"M={M}: NC1 = 0 at every layer", predicted=0.0, measured=[final[f"nc1@{m}"] for m in range(1, M + 1)],
              tolerance=1e-12, kind="upper")
 ledger.check(f"M={M}: GOF distances of W_M..W_m and Hbar_m at every layer, and of W Hbar", predicted=0.0,
-             measured=[final[f"{g}_gof@{m}"] for g in "wh" for m in range(1, M + 1)] + [final["wh_gof@1"]],
+             measured=[final[f"{g}@{m}"] for g in ("nc2_pred_w", "nc2_pred") for m in range(1, M + 1)] + [final["nc3_pred@1"]],
              tolerance=tolerance, kind="upper")
 for row in errors.itertuples():
     ledger.check(f"M={M}: {row.quantity} (layer {row.layer}) equals the closed form", predicted=0.0,
@@ -155,7 +155,7 @@ if counts == [40, 20, 10, 5] and lambda_W == [0.004, 0.008, 0.002] and lambda_H 
 
 # %%
 lam = window_lambda
-rules = {rule: nc.theory.mse_minimizer(counts, window_depth, lam, lam, widths=width, rule=rule) for rule in nc.theory.RULES}
+rules = {rule: nc.theory.mse_minimizer(counts, window_depth, lambda_W=lam, lambda_H=lam, widths=width, rule=rule) for rule in nc.theory.RULES}
 pd.DataFrame({"n_k": counts, "beta_k": rules["global"].beta,
               "beta*_M": nc.theory.beta_star(window_depth), "phi_max": nc.theory.phi_max(window_depth),
               "active (global)": rules["global"].active, "active (code)": rules["code"].active,
@@ -169,9 +169,9 @@ pd.DataFrame({"n_k": counts, "beta_k": rules["global"].beta,
 local = {rule: (nc.models.DeepLinearUFM.from_point(p.point()).gradient_norm(),
                 nc.models.DeepLinearUFM.from_point(p.point(), noise=1e-3, seed=seed)) for rule, p in rules.items()}
 for _, model in local.values():
-    nc.optimize.minimize(model.objective, model.parameters(), nc.models.LBFGS)
-plain = nc.models.solve(counts, window_depth, width, lam, lam, starts=window_starts, init_std=(0.5, 1.0, 2.0),
-                     seed=seed, continuation=(), track=False)
+    nc.optimize.minimize(model, **vars(nc.models.LBFGS))
+plain = nc.models.solve(nc.models.UFMSpec(counts, window_depth, width, lambda_W=lam, lambda_H=lam),
+                        starts=window_starts, init_std=(0.5, 1.0, 2.0), seed=seed, continuation=(), track=False)
 outcome = pd.Series([next((name for name, value in [("global minimum", rules["global"].loss),
                                                     ("code-rule point", rules["code"].loss), ("zero", 0.5)]
                            if abs(f - value) <= 1e-9 * value), "other") for f in plain.final_losses])
@@ -211,9 +211,9 @@ thresholds = {m: nc.theory.collapse_thresholds(counts, m) for m in sweep_depths}
 grids = {m: np.geomspace(t["lambda_global"].min() / 3, t["lambda_code"].iloc[1:].max() * 1.1, 400)
          for m, t in thresholds.items()}
 curves = pd.concat([nc.theory.lambda_sweep(counts, m, grid, widths=width).assign(M=m) for m, grid in grids.items()])
-dots = pd.DataFrame([{"M": m, "lambda": lam_, "f_star": nc.theory.mse_minimizer(counts, m, lam_, lam_).loss,
-                      "f": nc.models.solve(counts, m, width, lam_, lam_, starts=starts, init_std=0.5, seed=seed,
-                                        track=False).loss}
+dots = pd.DataFrame([{"M": m, "lambda": lam_, "f_star": nc.theory.mse_minimizer(counts, m, lambda_W=lam_, lambda_H=lam_).loss,
+                      "f": nc.models.solve(nc.models.UFMSpec(counts, m, width, lambda_W=lam_, lambda_H=lam_),
+                                           starts=starts, init_std=0.5, seed=seed, track=False).loss}
                      for m, grid in grids.items() for lam_ in np.geomspace(grid[0], grid[-1], sweep_points)])
 thresholds[sweep_depths[0]]
 

@@ -104,7 +104,7 @@ nb = nc.notebook(profile=profile, device=device, seed=seed)
 
 # %% tags=["hide-input"]
 on_cuda = nb.device.type == "cuda"
-shared = dict(n_per_class=n_per_class, width=cuda_width if on_cuda else width, lambda_W=weight_decay,
+shared = dict(n_per_class=n_per_class, widths=cuda_width if on_cuda else width, lambda_W=weight_decay,
               init_std=cuda_init_std if on_cuda else init_std, lambda_H=weight_decay, steps=steps,
               lr=learning_rate, log_every=log_every, dtype=dtype)
 mse_runs = synthetic.grid(depths=depths, biases=[False, True], seeds=[seed], **shared)
@@ -184,11 +184,11 @@ plt.show()
 # orthogonal, not an ETF.
 
 # %% mystnb={"figure": {"caption": "MSE without bias: NC1 and the distances of the classifier and class-mean Gram matrices to the orthogonal frame, per layer (colour), per depth (column). Dashed: the predicted final value (zero for the OF metrics, the OF-to-ETF distance for the ETF metric).", "name": "fig-21-of"}}
-labels = {"nc1": r"$\mathrm{NC}_1$", "w_of": r"$WW^\top$ vs OF", "h_of": r"$\bar H^\top\bar H$ vs OF",
-          "nc3": r"$W$ vs $\bar H^\top$", "w_etf": r"$WW^\top$ vs ETF", "h_etf": r"$\bar H^\top\bar H$ vs ETF"}
-free = table.query("criterion == 'mse' and not bias and metric in ['nc1', 'w_of', 'h_of', 'nc3', 'w_etf']")
+labels = {"nc1": r"$\mathrm{NC}_1$", "nc2_of_w": r"$WW^\top$ vs OF", "nc2_of": r"$\bar H^\top\bar H$ vs OF",
+          "nc3_sub": r"$W$ vs $\bar H^\top$", "nc2_etf_w": r"$WW^\top$ vs ETF", "nc2_etf": r"$\bar H^\top\bar H$ vs ETF"}
+free = table.query("criterion == 'mse' and not bias and metric in ['nc1', 'nc2_of_w', 'nc2_of', 'nc3_sub', 'nc2_etf_w']")
 grid = nc.plots.facet_lines(free, row="metric", col="depth", hue="layer",
-                            row_order=["nc1", "w_of", "h_of", "nc3", "w_etf"], floor=1e-32,
+                            row_order=["nc1", "nc2_of_w", "nc2_of", "nc3_sub", "nc2_etf_w"], floor=1e-32,
                             reference=predicted.query("criterion == 'mse' and not bias"), labels=labels)
 grid.set_titles(row_template="{row_name}", col_template="$M$ = {col_name}").set_ylabels("")
 plt.show()
@@ -205,9 +205,9 @@ plt.show()
 # with the ETF metrics in the NC2 rows and the OF distance (again predicted at 0.518) in the last.
 
 # %% mystnb={"figure": {"caption": "MSE with an unpenalised bias: the same metrics against the simplex ETF. Dashed: predicted final values.", "name": "fig-21-etf"}}
-with_bias = table.query("criterion == 'mse' and bias and metric in ['nc1', 'w_etf', 'h_etf', 'nc3', 'w_of']")
+with_bias = table.query("criterion == 'mse' and bias and metric in ['nc1', 'nc2_etf_w', 'nc2_etf', 'nc3_sub', 'nc2_of_w']")
 grid = nc.plots.facet_lines(with_bias, row="metric", col="depth", hue="layer",
-                            row_order=["nc1", "w_etf", "h_etf", "nc3", "w_of"], floor=1e-32,
+                            row_order=["nc1", "nc2_etf_w", "nc2_etf", "nc3_sub", "nc2_of_w"], floor=1e-32,
                             reference=predicted.query("criterion == 'mse' and bias"), labels=labels)
 grid.set_titles(row_template="{row_name}", col_template="$M$ = {col_name}").set_ylabels("")
 plt.show()
@@ -217,12 +217,12 @@ plt.show()
 # MSE run, the largest over the layers, next to the closed-form loss:
 
 # %%
-worst = mse_end.query("metric in ['nc1', 'nc3', 'w_pred', 'h_pred', 'wh_pred']").pivot_table(
+worst = mse_end.query("metric in ['nc1', 'nc3_sub', 'nc2_pred_w', 'nc2_pred', 'nc3_pred']").pivot_table(
     index=["bias", "depth"], columns="metric", values="value", aggfunc="max")
 worst.join(mse_end.query("metric == 'loss'").set_index(["bias", "depth"])[["value", "predicted"]])
 
 # %% [markdown]
-# Here `w_pred`, `h_pred` and `wh_pred` are the distances of $WW^\top$, $\bar H^\top\bar H$ and
+# Here `nc2_pred_w`, `nc2_pred` and `nc3_pred` are the distances of $WW^\top$, $\bar H^\top\bar H$ and
 # $W\bar H$ to the predicted Gram matrices (the OF without a bias, the ETF with one), and
 # `value` / `predicted` are the final loss and $f^*$. The learned bias:
 
@@ -285,7 +285,7 @@ nb.check_rows(worst.max(axis=1).rename("worst").reset_index(), claim="MSE, M={de
 for depth, rows in bias_end.groupby("depth"):
     nb.check(f"MSE, M={depth}: bias b* = n_k/N", source="ours", predicted=rows["predicted"],
              measured=rows["value"], tolerance=metric_tolerance, kind="abs")
-other = mse_end.query("(not bias and metric == 'w_etf') or (bias and metric == 'w_of')")
+other = mse_end.query("(not bias and metric == 'nc2_etf_w') or (bias and metric == 'nc2_of_w')")
 nb.check("MSE: WW^T at the predicted distance 0.5176 from the other frame (every run)", source="paper-A",
          predicted=other["predicted"], measured=other["value"], tolerance=metric_tolerance, kind="abs")
 

@@ -66,10 +66,10 @@ def test_balanced_runs_mlp_grid_and_the_authors_conv_runs():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"depths": 3, "losses": ["mse"]}, r"`depths` must be a list, e.g. \[3\], got 3"),
+    ({"depths": 3, "losses": ["mse"]}, r"`depths` must be a list of values, got 3"),
     ({"depths": [], "losses": ["mse"]}, r"`depths` must not be empty"),
     ({"depths": [0], "losses": ["mse"]}, r"`depths\[0\]` must be an integer >= 1"),
-    ({"depths": [1], "losses": "mse"}, r"`losses` must be a list, e.g. \['mse'\], got 'mse'"),
+    ({"depths": [1], "losses": "mse"}, r"`losses` must be a list of values, got 'mse'"),
     ({"depths": [1], "losses": ["hinge"]}, r"`losses\[0\]` must be one of"),
 ])
 def test_balanced_runs_reject_bad_parameters(kwargs, message):
@@ -135,9 +135,10 @@ def test_centred_ranks_count_the_etf_as_k_minus_one():
 def test_imbalanced_theory_reads_the_lambdas_both_ways():
     theory = practical.imbalanced_theory([4, 2, 1], [1, 2], weight_decay=1e-3, feature_decay=2e-3, width=8)
     assert sorted(theory) == [(1, "K-scaled"), (1, "raw"), (2, "K-scaled"), (2, "raw")]
-    scaled = mse_minimizer([4, 2, 1], 2, 3e-3, 6e-3, widths=8)
+    scaled = mse_minimizer([4, 2, 1], 2, lambda_W=3e-3, lambda_H=6e-3, widths=8)
     assert theory[(2, "K-scaled")].loss == pytest.approx(scaled.loss, rel=1e-12)
-    assert theory[(2, "raw")].loss == pytest.approx(mse_minimizer([4, 2, 1], 2, 1e-3, 2e-3, widths=8).loss)
+    assert theory[(2, "raw")].loss == pytest.approx(mse_minimizer([4, 2, 1], 2, lambda_W=1e-3, lambda_H=2e-3,
+                                                                         widths=8).loss)
 
 
 def test_class_norm_table_measures_rows_and_means():

@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from reference import assert_matches_reference
 
 import ncbook.experiments.synthetic as syn
-from ncbook.models import DeepLinearUFM
+from ncbook.models import DeepLinearUFM, classifier_tails, make_deep_linear_ufm
 
 SQRT = math.sqrt
 
@@ -28,7 +29,8 @@ SQRT = math.sqrt
         ({"depth": 0}, "`depth` must be an integer >= 1"),
         ({"bias": "yes"}, "`bias` must be one of"),
         ({"loss": "hinge"}, "`loss` must be one of"),
-        ({"width": 0}, "`width` must be an integer >= 1"),
+        ({"widths": 0}, "`widths` must be an integer >= 1"),
+        ({"widths": (3, 3)}, "`widths` must be one integer"),
         ({"lambda_W": 0.0}, "`lambda_W` must be a number > 0"),
         ({"lambda_H": -1.0}, "`lambda_H` must be a number > 0"),
         ({"lr": 0}, "`lr` must be a number > 0"),
@@ -47,7 +49,7 @@ def test_config_rejects_bad_fields(changes, message):
 
 def test_config_defaults_are_the_authors_recipe_and_names_differ_by_every_field():
     config = syn.SyntheticConfig()
-    assert (config.n_per_class, config.width, config.lambda_W, config.lambda_H) == ((100,) * 4, 64, 5e-4,
+    assert (config.n_per_class, config.widths, config.lambda_W, config.lambda_H) == ((100,) * 4, 64, 5e-4,
                                                                                     5e-4)
     assert (config.steps, config.lr, config.momentum, config.init_std, config.seed) == (30_000, 0.1, 0.9,
                                                                                         0.1, 2)
@@ -59,9 +61,9 @@ def test_config_defaults_are_the_authors_recipe_and_names_differ_by_every_field(
 
 
 def test_grid_crosses_fields_pairs_decays_and_drops_ce_with_bias():
-    configs = syn.grid(depths=[1, 3], biases=[False, True], losses=["mse", "ce"], seeds=[0, 1], width=8)
+    configs = syn.grid(depths=[1, 3], biases=[False, True], losses=["mse", "ce"], seeds=[0, 1], widths=8)
     assert len(configs) == 2 * 2 * 2 + 2 * 2  # CE keeps only the bias-free runs
-    assert all(c.width == 8 for c in configs)
+    assert all(c.widths == 8 for c in configs)
     assert not any(c.loss == "ce" and c.bias for c in configs)
     paired = syn.grid(depths=[1, 2], decays=[0.035, 0.04], seeds=[5])
     got = [(c.depth, c.lambda_W, c.lambda_H, c.seed) for c in paired]
@@ -93,48 +95,56 @@ def _model(weights, features, labels, bias=None) -> DeepLinearUFM:
     )
 
 
+def _measured(model, reference=None) -> dict[tuple[str, int, int], float]:
+    """``measure`` as {(metric, layer, k): value}."""
+    table = syn.split_class(syn.measure(model, reference))
+    return {(m, int(layer), int(k)): v for m, layer, k, v in zip(table["metric"], table["layer"], table["k"],
+                                                                  table["value"])}
+
+
 def test_measure_on_a_hand_computed_example():
     # K = 2, d = 2, N = 4: class 0 at (1,0),(3,0), class 1 at (0,1),(0,3); W = diag(1, 2).
     model = _model([[[1.0, 0.0], [0.0, 2.0]]], [[1.0, 3.0, 0.0, 0.0], [0.0, 0.0, 1.0, 3.0]], [0, 0, 1, 1])
-    got = syn.measure(model)
+    got = _measured(model)
     # Sigma_W = I/2 (per-coordinate variance 1 in the class's own axis, 2 of 4 samples), Sigma_B
     # around the mean (1,1) of means (2,0),(0,2): Tr(Sigma_W Sigma_B^+)/K = 0.125 (Papyan's NC1).
     assert got[("nc1", 1, -1)] == pytest.approx(0.125, rel=1e-12)
     # W W^T = diag(1, 4): ||diag(1,4)/sqrt(17) - I/sqrt(2)||_F.
     want = SQRT((1 / SQRT(17) - 1 / SQRT(2)) ** 2 + (4 / SQRT(17) - 1 / SQRT(2)) ** 2)
-    assert got[("w_of", 1, -1)] == pytest.approx(want, rel=1e-12)
-    assert got[("h_of", 1, -1)] == pytest.approx(0.0, abs=1e-15)  # means (2,0), (0,2)
+    assert got[("nc2_of_w", 1, -1)] == pytest.approx(want, rel=1e-12)
+    assert got[("nc2_of", 1, -1)] == pytest.approx(0.0, abs=1e-15)  # means (2,0), (0,2)
     # W vs Hbar^T = 2 I: ||diag(1,2)/sqrt5 - I/sqrt2||_F.
     want = SQRT((1 / SQRT(5) - 1 / SQRT(2)) ** 2 + (2 / SQRT(5) - 1 / SQRT(2)) ** 2)
-    assert got[("nc3", 1, -1)] == pytest.approx(want, rel=1e-12)
+    assert got[("nc3_sub", 1, -1)] == pytest.approx(want, rel=1e-12)
     # Centred means (1,-1), (-1,1): Gram [[2,-2],[-2,2]] is the 2-class ETF.
-    assert got[("h_etf", 1, -1)] == pytest.approx(0.0, abs=1e-15)
+    assert got[("nc2_etf", 1, -1)] == pytest.approx(0.0, abs=1e-15)
     assert [got[("w_norm_sq", 1, k)] for k in (0, 1)] == pytest.approx([1.0, 4.0])
     assert [got[("h_norm_sq", 1, k)] for k in (0, 1)] == pytest.approx([4.0, 4.0])
     assert [got[("wh", 1, k)] for k in (0, 1)] == pytest.approx([2.0, 4.0])
     assert [got[("sv", 1, k)] for k in (0, 1)] == pytest.approx([2.0, 1.0])
-    assert ("w_pred", 1, -1) not in got and ("bias", 1, 0) not in got
+    assert ("nc2_pred_w", 1, -1) not in got and ("bias", 1, 0) not in got
+    assert set(syn.measure(model)["layer"]) == {1} and "w_norm_sq[1]" in set(syn.measure(model)["metric"])
 
 
 def test_measure_deep_layers_and_bias():
     # M = 2: W_1 = diag(1, 3) maps collapsed features e_1, e_2 to layer-2 means e_1, 3 e_2.
     model = _model([[[1.0, 0.0], [0.0, 3.0]], [[1.0, 0.0], [0.0, 1.0]]],
                    [[1.0, 0.0], [0.0, 1.0]], [0, 1], bias=[0.5, -0.5])
-    got = syn.measure(model)
-    assert got[("h_of", 1, -1)] == pytest.approx(0.0, abs=1e-15)
+    got = _measured(model)
+    assert got[("nc2_of", 1, -1)] == pytest.approx(0.0, abs=1e-15)
     want = SQRT((1 / SQRT(82) - 1 / SQRT(2)) ** 2 + (9 / SQRT(82) - 1 / SQRT(2)) ** 2)
-    assert got[("h_of", 2, -1)] == pytest.approx(want, rel=1e-12)  # Gram diag(1, 9)
-    assert got[("w_of", 2, -1)] == pytest.approx(0.0, abs=1e-15)  # W_2 = I
-    assert got[("w_of", 1, -1)] == pytest.approx(want, rel=1e-12)  # (W_2 W_1)(W_2 W_1)^T = diag(1, 9)
+    assert got[("nc2_of", 2, -1)] == pytest.approx(want, rel=1e-12)  # Gram diag(1, 9)
+    assert got[("nc2_of_w", 2, -1)] == pytest.approx(0.0, abs=1e-15)  # W_2 = I
+    assert got[("nc2_of_w", 1, -1)] == pytest.approx(want, rel=1e-12)  # (W_2 W_1)(W_2 W_1)^T = diag(1, 9)
     assert [got[("bias", 1, k)] for k in (0, 1)] == [0.5, -0.5]
     assert {key[1] for key in got if key[0] == "nc1"} == {1, 2}
 
 
 def test_measure_gives_nan_at_the_all_zero_point():
     model = _model([np.zeros((2, 2))], np.zeros((2, 4)), [0, 0, 1, 1])
-    got = syn.measure(model)
-    assert math.isnan(got[("nc1", 1, -1)]) and math.isnan(got[("w_of", 1, -1)])
-    assert math.isnan(got[("nc3", 1, -1)]) and got[("w_norm_sq", 1, 0)] == 0.0
+    got = _measured(model)
+    assert math.isnan(got[("nc1", 1, -1)]) and math.isnan(got[("nc2_of_w", 1, -1)])
+    assert math.isnan(got[("nc3_sub", 1, -1)]) and got[("w_norm_sq", 1, 0)] == 0.0
 
 
 # ------------------------------------------------------------------------------------ predictions
@@ -155,11 +165,12 @@ def _prediction(frame: pd.DataFrame, metric: str, layer: int = 1, k: int = -1, c
 def test_predictions_match_the_spec_for_the_authors_imbalanced_runs(depth, w_of, wh_of, loss, w_norm_sq):
     frame = syn.predictions([syn.SyntheticConfig(n_per_class=syn.IMBALANCED, depth=depth)])
     assert set(frame["candidate"]) == {"global"}
-    assert _prediction(frame, "w_of") == pytest.approx(w_of, abs=1e-6)
-    assert _prediction(frame, "wh_of") == pytest.approx(wh_of, abs=1e-6)
+    assert _prediction(frame, "nc2_of_w") == pytest.approx(w_of, abs=1e-6)
+    assert _prediction(frame, "nc3_of") == pytest.approx(wh_of, abs=1e-6)
     assert _prediction(frame, "loss", layer=0) == pytest.approx(loss, rel=1e-10)
     assert [_prediction(frame, "w_norm_sq", k=k) for k in range(4)] == pytest.approx(w_norm_sq, rel=1e-6)
-    for metric in ("nc1", "w_pred", "h_pred", "nc3_pred"):  # the minimizer is its own GOF
+    for metric in ("nc1", "nc2_pred_w", "nc2_pred", "nc3_pred_sub",
+                   "nc3_pred"):  # the minimizer is its own GOF
         assert all(abs(_prediction(frame, metric, layer=m)) < 1e-12 for m in range(1, depth + 1))
 
 
@@ -169,11 +180,11 @@ def test_predictions_balanced_frames_bias_and_losses():
     of_to_etf = SQRT(2 - 2 * SQRT(3 / 4))  # 0.517638: the OF and the ETF, both normalised
     by_run = {name: rows for name, rows in frame.groupby("run")}
     for m in (1, 2, 3):
-        assert _prediction(by_run[free.name], "w_of", m) == pytest.approx(0.0, abs=1e-12)
-        assert _prediction(by_run[free.name], "w_etf", m) == pytest.approx(of_to_etf, rel=1e-10)
-        assert _prediction(by_run[bias.name], "w_etf", m) == pytest.approx(0.0, abs=1e-12)
-        assert _prediction(by_run[bias.name], "h_etf", m) == pytest.approx(0.0, abs=1e-12)
-        assert _prediction(by_run[bias.name], "w_of", m) == pytest.approx(of_to_etf, rel=1e-10)
+        assert _prediction(by_run[free.name], "nc2_of_w", m) == pytest.approx(0.0, abs=1e-12)
+        assert _prediction(by_run[free.name], "nc2_etf_w", m) == pytest.approx(of_to_etf, rel=1e-10)
+        assert _prediction(by_run[bias.name], "nc2_etf_w", m) == pytest.approx(0.0, abs=1e-12)
+        assert _prediction(by_run[bias.name], "nc2_etf", m) == pytest.approx(0.0, abs=1e-12)
+        assert _prediction(by_run[bias.name], "nc2_of_w", m) == pytest.approx(of_to_etf, rel=1e-10)
     assert _prediction(by_run[free.name], "loss", 0) == pytest.approx(0.0126290469918, rel=1e-10)
     assert _prediction(by_run[bias.name], "loss", 0) == pytest.approx(0.00947178524383, rel=1e-10)
     assert [_prediction(by_run[bias.name], "bias", 1, k) for k in range(4)] == pytest.approx([0.25] * 4)
@@ -198,35 +209,36 @@ def test_candidates_name_the_code_rule_and_the_ce_geometries():
 # ------------------------------------------------------------------------------ gradient descent
 def test_a_balanced_run_reaches_the_spec_optimum():
     # Section 2.1 check: K = 4, n = 20, lambda = 0.01, M = 1: f* = 0.1628854382, ||w||^2 = 3.67213595.
-    config = syn.SyntheticConfig(n_per_class=(20,) * 4, depth=1, width=8, lambda_W=0.01, lambda_H=0.01,
+    config = syn.SyntheticConfig(n_per_class=(20,) * 4, depth=1, widths=8, lambda_W=0.01, lambda_H=0.01,
                                  lr=0.5, steps=300, log_every=100, seed=0)
-    table = syn.run(config)
-    assert set(table["step"]) == {0, 100, 200, 300}
-    assert list(table.columns) == ["step", "metric", "layer", "k", "value"]
-    end = table[table["step"] == 300]
+    trace = syn.run(config)
+    table = trace.table
+    assert set(table["step"]) == {0, 100, 200, 300} and trace.steps == 300 and trace.method == "sgd"
+    assert list(table.columns) == ["step", "layer", "metric", "value"]
+    end = syn.split_class(table[table["step"] == 300])
     loss = end.query("metric == 'loss'")["value"]
-    assert float(loss.iloc[0]) == pytest.approx(0.1628854382, rel=1e-9)
+    assert float(loss.iloc[0]) == pytest.approx(0.1628854382, rel=1e-9) == pytest.approx(trace.final_loss)
     assert end.query("metric == 'w_norm_sq'")["value"].to_numpy() == pytest.approx([3.67213595] * 4, rel=1e-5)
     assert float(end.query("metric == 'nc1'")["value"].iloc[0]) < 1e-12
     losses = table.query("metric == 'loss'").sort_values("step")["value"].to_numpy()
     assert np.all(np.diff(losses) < 0)
     timeless = lambda t: t.query("metric != 'seconds'").reset_index(drop=True)  # noqa: E731
-    pd.testing.assert_frame_equal(timeless(table), timeless(syn.run(config)))  # bit-reproducible on CPU
+    pd.testing.assert_frame_equal(timeless(table), timeless(syn.run(config).table))  # bit-reproducible on CPU
 
 
 def test_a_float32_run_reaches_the_optimum_to_single_precision():
-    config = syn.SyntheticConfig(n_per_class=(20,) * 4, depth=1, width=8, lambda_W=0.01, lambda_H=0.01,
+    config = syn.SyntheticConfig(n_per_class=(20,) * 4, depth=1, widths=8, lambda_W=0.01, lambda_H=0.01,
                                  lr=0.5, steps=300, log_every=300, seed=0, dtype="float32")
-    loss = float(syn.run(config).query("metric == 'loss' and step == 300")["value"].iloc[0])
+    loss = float(syn.run(config).table.query("metric == 'loss' and step == 300")["value"].iloc[0])
     assert loss == pytest.approx(0.1628854382, rel=1e-5)  # Section 2.1 check, as above
 
 
 def test_a_minority_run_reaches_the_global_minimum_not_the_code_rule_point():
     # Section 2.5, M = 2, lambda = 0.04: class 2 vanishes at the global minimum (f* = 0.4190671084);
     # the authors' rule keeps it (0.4216311318, a strict local minimum).
-    config = syn.SyntheticConfig(n_per_class=(40, 20, 10, 5), depth=2, width=8, lambda_W=0.04, lambda_H=0.04,
+    config = syn.SyntheticConfig(n_per_class=(40, 20, 10, 5), depth=2, widths=8, lambda_W=0.04, lambda_H=0.04,
                                  init_std=0.3, steps=600, log_every=600, seed=0)
-    table = syn.run(config)
+    table = syn.split_class(syn.run(config).table)
     outcome = syn.closest_candidate(table.assign(**config.columns()), syn.predictions([config]))
     assert list(outcome["candidate"]) == ["global"]
     assert float(outcome["loss"].iloc[0]) == pytest.approx(0.4190671084, rel=1e-9)
@@ -237,7 +249,7 @@ def test_a_minority_run_reaches_the_global_minimum_not_the_code_rule_point():
 # ------------------------------------------------------------------------------------ result files
 def test_run_all_writes_then_reuses_the_files(tmp_path, monkeypatch):
     monkeypatch.setenv("NCBOOK_RESULTS", str(tmp_path))
-    configs = syn.grid(depths=[1, 2], n_per_class=(3, 3), width=3, steps=4, log_every=2, seeds=[0])
+    configs = syn.grid(depths=[1, 2], n_per_class=(3, 3), widths=3, steps=4, log_every=2, seeds=[0])
     first = syn.run_all(configs, "smoke", "test_nb")
     folder = tmp_path / "smoke" / "test_nb"
     for config in configs:
@@ -252,8 +264,35 @@ def test_run_all_writes_then_reuses_the_files(tmp_path, monkeypatch):
     monkeypatch.setattr(syn, "run", refuse)
     again = syn.run_all(configs, "smoke", "test_nb")
     pd.testing.assert_frame_equal(first, again)
+    assert meta["code"] == syn.code_digest()
     loss = first.query("metric == 'loss' and step == 4 and depth == 1")["value"].iloc[0]
     assert loss == syn.final(first).query("metric == 'loss' and depth == 1")["value"].iloc[0]
+
+
+def test_run_all_recomputes_when_the_code_changed(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCBOOK_RESULTS", str(tmp_path))
+    configs = syn.grid(depths=[1], n_per_class=(3, 3), widths=3, steps=2, log_every=2, seeds=[0])
+    syn.run_all(configs, "smoke", "test_nb")
+    calls = []
+    real = syn.run
+    monkeypatch.setattr(syn, "run", lambda *args: calls.append(args) or real(*args))
+    syn.run_all(configs, "smoke", "test_nb")
+    assert calls == []  # same code: the file is reused
+    monkeypatch.setattr(syn, "code_digest", lambda: "another version of the code")
+    syn.run_all(configs, "smoke", "test_nb")
+    assert len(calls) == 1  # a stale file is never reused
+    meta = tmp_path / "smoke" / "test_nb" / f"{configs[0].name}.json"
+    assert json.loads(meta.read_text())["code"] == "another version of the code"
+    meta.write_text("{not json")
+    syn.run_all(configs, "smoke", "test_nb")
+    assert len(calls) == 2  # an unreadable record counts as stale
+
+
+def test_code_digest_follows_the_source(monkeypatch):
+    before = syn.code_digest()
+    assert before == syn.code_digest() and len(before) == 40
+    monkeypatch.setattr(syn, "_CODE", syn._CODE[:-1])
+    assert syn.code_digest() != before
 
 
 def _table(runs: dict[str, list[float]]) -> pd.DataFrame:
@@ -291,3 +330,15 @@ def test_attach_and_closest_candidate_reject_other_frames():
         syn.attach(pd.DataFrame(columns=["run", "metric"]), _predicted({}))
     with pytest.raises(ValueError, match=r"`predicted` lacks the column\(s\)"):
         syn.closest_candidate(_table({"a": [1.0]}), pd.DataFrame(columns=["run"]))
+
+
+def test_measure_matches_the_brute_force_reference():
+    config = syn.SyntheticConfig(n_per_class=(5, 4, 3), depth=2, widths=5, lambda_W=0.01, lambda_H=0.01)
+    model = make_deep_linear_ufm(config.spec, init_std=0.6, seed=1)
+    reference = syn.mse_minimizer((5, 4, 3), 2, lambda_W=0.01, lambda_H=0.01, widths=5)
+    with torch.no_grad():
+        features = [h.T.numpy() for h in model.layer_features()]
+        tails = [t.numpy() for t in classifier_tails(model.weights)]
+    compared = assert_matches_reference(syn.measure(model, reference), features, model.labels.numpy(), 3,
+                                        tails, reference)
+    assert compared == 2 * 12  # the 8 LAYER_METRICS and the 4 PRED_KEYS per layer

@@ -1,4 +1,4 @@
-"""Closed forms of paper A (ncbook.theory.linear) against the spec's check numbers
+"""Closed forms of paper A (ncbook.theory.linear_mse, linear_ce) against the spec's check numbers
 (../shared/theory/paper-a.md) and against formulas re-derived here for M = 1.
 
 The numerical oracle (L-BFGS from random starts) lives in tests/test_ufm_linear.py.
@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from ncbook.models import DeepLinearUFM
+from ncbook.spec import UFMSpec
 from ncbook.theory import (
     beta_star,
     ce_minimizer,
@@ -21,6 +22,7 @@ from ncbook.theory import (
     direction_objective,
     lambda_for_beta,
     lambda_sweep,
+    linear_minimizer,
     mse_minimizer,
     phi,
     phi_max,
@@ -107,7 +109,7 @@ SPEC_CASES = [
 @pytest.mark.parametrize("case", SPEC_CASES, ids=lambda c: f"{c[0]}-M{c[1]}-{c[4]}")
 def test_spec_check_numbers(case: tuple) -> None:
     counts, depth, lam_w, lam_h, options, loss, w_sq, h_sq, wh = case
-    result = mse_minimizer(counts, depth, lam_w, lam_h, **options)
+    result = mse_minimizer(counts, depth, lambda_W=lam_w, lambda_H=lam_h, **options)
     digits = len(f"{loss:.15g}".split(".")[1].rstrip("0"))  # the spec's own precision
     assert result.loss == pytest.approx(loss, abs=0.6 * 10.0**-digits)
     for got, want in ((result.w_norm_sq, w_sq), (result.h_norm_sq, h_sq), (result.wh, wh)):
@@ -117,7 +119,7 @@ def test_spec_check_numbers(case: tuple) -> None:
 
 def test_unequal_lambdas_balance_every_layer() -> None:
     # 2.5: lambda_W[m] sigma_k(W_m)^2 = tau_k for every layer, and W Hbar diagonal (deep NC3).
-    result = mse_minimizer([40, 20, 10, 5], 3, (0.004, 0.008, 0.002), 0.006)
+    result = mse_minimizer([40, 20, 10, 5], 3, lambda_W=(0.004, 0.008, 0.002), lambda_H=0.006)
     tau = [0.01101457, 0.00919253, 0.00762839, 0.00626251]
     np.testing.assert_allclose(result.tau, tau, rtol=1e-6)
     lam = np.array([0.004, 0.008, 0.002])[:, None]
@@ -131,7 +133,7 @@ def test_plain_ufm_matches_its_m1_formulas() -> None:
     # 2.4, re-derived: s_k^2 = (sqrt(n_k lam_H / lam_W) - N lam_H)_+ and f* per class.
     counts, lam_w, lam_h = np.array([31, 17, 9, 4, 2]), 0.02, 0.05
     n = counts.sum()
-    result = mse_minimizer(counts.tolist(), 1, lam_w, lam_h, widths=7)
+    result = mse_minimizer(counts.tolist(), 1, lambda_W=lam_w, lambda_H=lam_h, widths=7)
     s_sq = np.maximum(np.sqrt(counts * lam_h / lam_w) - n * lam_h, 0)
     np.testing.assert_allclose(result.w_norm_sq, s_sq, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(result.h_norm_sq, s_sq / (s_sq + n * lam_h) ** 2, rtol=1e-12)
@@ -149,7 +151,7 @@ def test_deep_collapse_is_a_jump_at_beta_star(depth: int) -> None:
         # beta_2 = M N c / n_2 with c = (N lam^(M+1))^(1/M): solve for lam.
         c = ratio * beta_star(depth) * counts[1] / (depth * 50)
         lam = (c**depth / 50) ** (1 / (depth + 1))
-        return mse_minimizer(counts, depth, lam, lam, rule=rule)
+        return mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam, rule=rule)
 
     below, above = result(1 - 1e-9), result(1 + 1e-9)
     assert below.active.tolist() == [True, True] and above.active.tolist() == [True, False]
@@ -160,24 +162,25 @@ def test_deep_collapse_is_a_jump_at_beta_star(depth: int) -> None:
 
 
 def test_code_rule_keeps_window_classes_and_agrees_elsewhere() -> None:
-    window = mse_minimizer([40, 20, 10, 5], 2, 0.04, 0.04)
-    code = mse_minimizer([40, 20, 10, 5], 2, 0.04, 0.04, rule="code")
+    window = mse_minimizer([40, 20, 10, 5], 2, lambda_W=0.04, lambda_H=0.04)
+    code = mse_minimizer([40, 20, 10, 5], 2, lambda_W=0.04, lambda_H=0.04, rule="code")
     assert window.active.tolist() == [True, False, False, False]
     assert code.active.tolist() == [True, True, False, False]
     assert beta_star(2) < code.beta[1] <= phi_max(2)
-    same = [mse_minimizer([40, 20, 10, 5], 3, 0.02, 0.02, rule=r).loss for r in ("global", "code")]
+    same = [mse_minimizer([40, 20, 10, 5], 3, lambda_W=0.02, lambda_H=0.02, rule=r).loss for r in ("global",
+                                                                                                   "code")]
     assert same[0] == same[1]
 
 
 def test_width_below_k_keeps_largest_classes() -> None:
-    result = mse_minimizer([40, 20, 10, 5], 2, 0.01, 0.01, widths=[3, 5])
+    result = mse_minimizer([40, 20, 10, 5], 2, lambda_W=0.01, lambda_H=0.01, widths=[3, 5])
     assert result.active.tolist() == [True, True, True, False]
-    eig = np.linalg.eigvalsh(mse_minimizer([20] * 4, 2, 0.01, 0.01, widths=3).w_gram)
+    eig = np.linalg.eigvalsh(mse_minimizer([20] * 4, 2, lambda_W=0.01, lambda_H=0.01, widths=3).w_gram)
     np.testing.assert_allclose(eig, [0, 6.2793565, 6.2793565, 6.2793565], atol=1e-7)
 
 
 def test_bias_gives_simplex_etf_and_mean_bias() -> None:
-    result = mse_minimizer([20] * 4, 2, 0.01, 0.01, bias=True)
+    result = mse_minimizer([20] * 4, 2, lambda_W=0.01, lambda_H=0.01, bias=True)
     centring = np.eye(4) - 1 / 4
     np.testing.assert_allclose(result.w_gram, 6.2793565 * centring, atol=1e-7)
     np.testing.assert_allclose(result.output_bias, [0.25] * 4)
@@ -204,7 +207,7 @@ def _objective_and_gradient(point, loss: str = "mse") -> tuple[float, float]:
     ],
 )
 def test_explicit_point_attains_loss_and_is_stationary(counts, depth, lam_w, lam_h, options):
-    result = mse_minimizer(counts, depth, lam_w, lam_h, **options)
+    result = mse_minimizer(counts, depth, lambda_W=lam_w, lambda_H=lam_h, **options)
     value, grad = _objective_and_gradient(result.point())
     assert value == pytest.approx(result.loss, rel=1e-13)
     assert grad < 1e-12
@@ -239,13 +242,13 @@ CE_CASES = [
 
 @pytest.mark.parametrize(("k", "n", "depth", "lam", "etf", "orth"), CE_CASES)
 def test_ce_scalar_minima_match_spec(k, n, depth, lam, etf, orth) -> None:
-    got_etf = ce_minimizer(n, k, depth, lam, lam).loss
-    got_orth = ce_minimizer(n, k, depth, lam, lam, geometry="orthoplex").loss
+    got_etf = ce_minimizer(n, k, depth, lambda_W=lam, lambda_H=lam).loss
+    got_orth = ce_minimizer(n, k, depth, lambda_W=lam, lambda_H=lam, geometry="orthoplex").loss
     assert got_etf == pytest.approx(etf, abs=1e-7 if etf > 0.1 else 1e-9)
     assert got_orth == pytest.approx(orth, abs=1e-5)
     # A brute-force grid cannot beat the reported minimum.
     grid = np.linspace(0, 30, 300_001)
-    assert ce_scalar_loss(grid, n, k, depth, lam, lam).min() >= got_etf - 1e-12
+    assert ce_scalar_loss(grid, n, k, depth, lambda_W=lam, lambda_H=lam).min() >= got_etf - 1e-12
 
 
 def test_ce_small_lambda_order_follows_the_leading_term() -> None:
@@ -253,13 +256,14 @@ def test_ce_small_lambda_order_follows_the_leading_term() -> None:
     for k, depth in [(4, 1), (4, 2), (6, 1), (6, 2), (4, 3), (8, 2)]:
         p = 2 / (depth + 1)
         wins = 2 ** (p - 1) < 1 - 1 / k
-        etf, orth = (ce_minimizer(5, k, depth, 1e-7, 1e-7, geometry=g).loss for g in ("etf", "orthoplex"))
+        etf, orth = (ce_minimizer(5, k, depth, lambda_W=1e-7, lambda_H=1e-7,
+                                  geometry=g).loss for g in ("etf", "orthoplex"))
         assert (orth < etf) == wins, (k, depth)
 
 
 @pytest.mark.parametrize(("geometry", "depth"), [("etf", 1), ("etf", 3), ("orthoplex", 2)])
 def test_ce_points_attain_loss_and_are_stationary(geometry: str, depth: int) -> None:
-    result = ce_minimizer(10, 4, depth, 1e-3, 2e-3, geometry=geometry, widths=5)
+    result = ce_minimizer(10, 4, depth, lambda_W=1e-3, lambda_H=2e-3, geometry=geometry, widths=5)
     value, grad = _objective_and_gradient(result.point(), "ce")
     assert value == pytest.approx(result.loss, rel=1e-12)
     assert grad < 1e-7
@@ -267,33 +271,46 @@ def test_ce_points_attain_loss_and_are_stationary(geometry: str, depth: int) -> 
 
 
 def test_ce_zero_is_the_minimum_at_large_lambda() -> None:
-    result = ce_minimizer(10, 4, 3, 1.0, 1.0)
+    result = ce_minimizer(10, 4, 3, lambda_W=1.0, lambda_H=1.0)
     assert result.a == 0 and result.rank == 0 and result.loss == pytest.approx(math.log(4))
 
 
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda: mse_minimizer([3, 0, 2], 1, 0.1, 0.1), r"`n_per_class\[1\]` must be an integer >= 1"),
-        (lambda: mse_minimizer([3], 1, 0.1, 0.1), "at least 2 classes"),
-        (lambda: mse_minimizer("abc", 1, 0.1, 0.1), "sequence of class sizes"),
-        (lambda: mse_minimizer([3, 2], 0, 0.1, 0.1), "`depth` must be an integer >= 1, got 0"),
-        (lambda: mse_minimizer([3, 2], 1, -0.1, 0.1), "`lambda_W` must be a number > 0"),
-        (lambda: mse_minimizer([3, 2], 2, (0.1, 0.0), 0.1), r"`lambda_W\[1\]` must be a number > 0"),
-        (lambda: mse_minimizer([3, 2], 2, (0.1,) * 3, 0.1), "a number or 2 numbers"),
-        (lambda: mse_minimizer([3, 2], 1, 0.1, 0.0), "`lambda_H` must be a number > 0"),
-        (lambda: mse_minimizer([3, 2], 2, 0.1, 0.1, widths=[3]), "one entry per layer"),
-        (lambda: mse_minimizer([3, 2], 1, 0.1, 0.1, widths=0), "`widths` must be an integer >= 1"),
-        (lambda: mse_minimizer([3, 2], 1, 0.1, 0.1, rule="paper"), "`rule` must be one of"),
+        (lambda: mse_minimizer([3, 0, 2], 1, lambda_W=0.1, lambda_H=0.1),
+         r"`n_per_class\[1\]` must be an integer >= 1"),
+        (lambda: mse_minimizer([3], 1, lambda_W=0.1, lambda_H=0.1), "at least 2 classes"),
+        (lambda: mse_minimizer("abc", 1, lambda_W=0.1, lambda_H=0.1), "sequence of class sizes"),
+        (lambda: mse_minimizer([3, 2], 0, lambda_W=0.1, lambda_H=0.1),
+         "`depth` must be an integer >= 1, got 0"),
+        (lambda: mse_minimizer([3, 2], 1, lambda_W=-0.1, lambda_H=0.1),
+         "`lambda_W` must be a number >= 0"),
+        (lambda: mse_minimizer([3, 2], 1, lambda_W=0.0, lambda_H=0.1),
+         r"`lambda_W\[0\]` must be a number > 0"),
+        (lambda: mse_minimizer([3, 2], 1, lambda_W=0.1, lambda_H=0.0), "`lambda_H` must be a number > 0"),
+        (lambda: linear_minimizer(UFMSpec([3, 2], 1, activation="relu")), "must be a linear UFM"),
+        (lambda: linear_minimizer(UFMSpec([3, 2], 1, loss="ce")), "need balanced classes and no bias"),
+        (lambda: mse_minimizer([3, 2], 2, lambda_W=(0.1, 0.0), lambda_H=0.1),
+         r"`lambda_W\[1\]` must be a number > 0"),
+        (lambda: mse_minimizer([3, 2], 2, lambda_W=(0.1,) * 3, lambda_H=0.1), "a number or 2 numbers"),
+        (lambda: mse_minimizer([3, 2], 1, lambda_W=0.1, lambda_H=0.0), "`lambda_H` must be a number > 0"),
+        (lambda: mse_minimizer([3, 2], 2, lambda_W=0.1, lambda_H=0.1, widths=[3]), "one entry per layer"),
+        (lambda: mse_minimizer([3, 2], 1, lambda_W=0.1, lambda_H=0.1, widths=0),
+         "`widths` must be an integer >= 1"),
+        (lambda: mse_minimizer([3, 2], 1, lambda_W=0.1, lambda_H=0.1, rule="paper"), "`rule` must be one of"),
         (
-            lambda: mse_minimizer([3, 2], 2, 0.1, 0.1).layer_h_gram(3),
+            lambda: mse_minimizer([3, 2], 2, lambda_W=0.1, lambda_H=0.1).layer_h_gram(3),
             r"`layer` must be an integer in \[1, 2\]",
         ),
-        (lambda: ce_minimizer(5, 3, 1, 0.1, 0.1, geometry="orthoplex"), "even `num_classes`"),
-        (lambda: ce_minimizer(5, 4, 1, 0.1, 0.1, widths=2), "widths >= 3"),
-        (lambda: ce_minimizer(0, 4, 1, 0.1, 0.1), "`n` must be an integer >= 1"),
-        (lambda: ce_scalar_loss(1.0, 5, 4, 1, 0.1, 0.1, geometry="cube"), "`geometry` must be one of"),
-        (lambda: ce_scalar_loss(1.0, 5, 1, 1, 0.1, 0.1), "`num_classes` must be an integer >= 2"),
+        (lambda: ce_minimizer(5, 3, 1, lambda_W=0.1, lambda_H=0.1, geometry="orthoplex"),
+         "even `num_classes`"),
+        (lambda: ce_minimizer(5, 4, 1, lambda_W=0.1, lambda_H=0.1, widths=2), "widths >= 3"),
+        (lambda: ce_minimizer(0, 4, 1, lambda_W=0.1, lambda_H=0.1), "`n` must be an integer >= 1"),
+        (lambda: ce_scalar_loss(1.0, 5, 4, 1, lambda_W=0.1, lambda_H=0.1, geometry="cube"),
+         "`geometry` must be one of"),
+        (lambda: ce_scalar_loss(1.0, 5, 1, 1, lambda_W=0.1, lambda_H=0.1),
+         "`num_classes` must be an integer >= 2"),
         (lambda: phi(1.0, 0), "`depth` must be an integer >= 1"),
     ],
 )
@@ -303,11 +320,12 @@ def test_bad_input_raises(call, match: str) -> None:
 
 
 def test_point_rejects_rank_above_widths() -> None:
-    from ncbook.theory.linear import _balanced_point, _problem
+    from ncbook.spec import UFMSpec
+    from ncbook.theory import balanced_point
 
-    problem = _problem([2, 2, 2], 1, 0.1, 0.1, 2)
+    spec = UFMSpec([2, 2, 2], 1, 2, lambda_W=0.1, lambda_H=0.1)
     with pytest.raises(ValueError, match="needs rank 3 but the widths allow only 2"):
-        _balanced_point(problem, np.eye(3), np.ones(3), np.eye(3), None, torch.float64)
+        balanced_point(spec, np.eye(3), np.ones(3), np.eye(3), None, torch.float64)
 
 
 def test_collapse_thresholds_bracket_the_switch_of_each_rule() -> None:
@@ -316,8 +334,10 @@ def test_collapse_thresholds_bracket_the_switch_of_each_rule() -> None:
         table = collapse_thresholds(counts, depth)
         for row in table.itertuples():
             for rule, lam in (("global", row.lambda_global), ("code", row.lambda_code)):
-                before = mse_minimizer(counts, depth, lam * (1 - 1e-6), lam * (1 - 1e-6), rule=rule)
-                after = mse_minimizer(counts, depth, lam * (1 + 1e-6), lam * (1 + 1e-6), rule=rule)
+                before = mse_minimizer(counts, depth, lambda_W=lam * (1 - 1e-6), lambda_H=lam * (1 - 1e-6),
+                                       rule=rule)
+                after = mse_minimizer(counts, depth, lambda_W=lam * (1 + 1e-6), lambda_H=lam * (1 + 1e-6),
+                                      rule=rule)
                 assert before.active[row._1] and not after.active[row._1], (depth, rule, row)
         # The window is empty for M = 1 and opens for M >= 2 (beta* < phi_max).
         widths = table["lambda_code"] / table["lambda_global"]
@@ -337,9 +357,16 @@ def test_lambda_sweep_is_tidy_and_rules_differ_only_in_the_window() -> None:
 def test_lambda_for_beta_inverts_beta() -> None:
     for depth in (1, 2, 4):
         lam = lambda_for_beta(0.3, 7, 31, depth)
-        result = mse_minimizer([12, 7, 7, 5], depth, lam, lam)
+        result = mse_minimizer([12, 7, 7, 5], depth, lambda_W=lam, lambda_H=lam)
         assert result.beta[1] == pytest.approx(0.3, rel=1e-12)
     with pytest.raises(ValueError, match="`n_total` must be an integer >= 7"):
         lambda_for_beta(0.3, 7, 6, 1)
     with pytest.raises(ValueError, match="`beta` must be a number > 0"):
         lambda_for_beta(0.0, 7, 31, 1)
+
+
+def test_linear_minimizer_dispatches_on_the_spec() -> None:
+    spec = UFMSpec([10] * 4, 3, 5, lambda_W=1e-3, lambda_H=1e-3, loss="ce")
+    assert linear_minimizer(spec, geometry="orthoplex").loss == pytest.approx(0.0284359616, rel=1e-8)
+    mse = linear_minimizer(UFMSpec([40, 20, 10, 5], 2, 6, lambda_W=0.04, lambda_H=0.04), rule="code")
+    assert mse.loss == pytest.approx(0.4216311318, rel=1e-9) and mse.spec.widths == (6, 6)

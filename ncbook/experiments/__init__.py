@@ -1,5 +1,5 @@
 """The papers' experimental protocols, each producing tidy tables: paper A's synthetic runs
-(:mod:`~ncbook.experiments.synthetic`)."""
+(:mod:`~ncbook.experiments.synthetic`, tables in :mod:`~ncbook.experiments.synthetic_tables`)."""
 
 from ncbook.experiments import synthetic
 

@@ -1,19 +1,123 @@
-"""Per-layer NC statistics of any ``nn.Module`` in one forward pass over a loader (forward hooks)."""
+"""The one per-layer NC path: every layer's features go through an :class:`NCAccumulator`, so
+per-layer tables use exactly its vocabulary (``METRIC_KEYS``).
+
+* :func:`layer_table`: in-memory features of every layer (an unconstrained-feature model: paper A's
+  deep linear UFM, paper B's ReLU DUFM) -> tidy ``layer, metric, value`` rows, ready to be a
+  ``monitor`` of :func:`ncbook.optimize.minimize`.
+* :func:`collect`: any ``nn.Module`` in one forward pass over a loader (forward hooks) -> one
+  accumulator per tapped layer.
+
+Besides ``METRIC_KEYS``, :func:`layer_table` knows the distances to a closed-form prediction
+(``PRED_KEYS``): ``nc2_pred`` (Hbar^T Hbar against the predicted Gram), ``nc2_pred_w`` (W W^T),
+``nc3_pred`` (the logits W Hbar against the predicted logits L) and ``nc3_pred_sub``
+(||nrm(W) - nrm(A Hbar^T)|| with A = L G^+, G the predicted Hbar^T Hbar: at the minimum W = A Hbar^T;
+this is what paper A's synthetic scripts call ``NC3_W_sub_H``, while their validation code's
+``NC3_W_sub_H`` is the accumulator's ``nc3_sub``). Chapters: 00, 11-15, 21-24, 32-33.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
+import pandas as pd
 import torch
 from torch import nn
 
 from ncbook._checks import check_choice
-from ncbook.metrics.accumulator import NCAccumulator
+from ncbook.geometry import DegenerateError, as_float64, gram_distance, normalized
+from ncbook.metrics.accumulator import METRIC_KEYS, NCAccumulator
 
-__all__ = ["TAPS", "collect"]
+__all__ = ["PRED_KEYS", "TAPS", "LayerPrediction", "collect", "layer_table"]
 
 TAPS = ("input", "output")
+PRED_KEYS = ("nc2_pred", "nc2_pred_w", "nc3_pred", "nc3_pred_sub")
+
+
+class LayerPrediction(Protocol):
+    """What :func:`layer_table` reads off a closed form (e.g. ``ncbook.theory.mse_minimizer``)."""
+
+    logits: Any  # (K, K) predicted W Hbar, column k the logits of class k (no bias)
+
+    def layer_h_gram(self, layer: int) -> Any: ...  # (K, K) predicted Hbar_m^T Hbar_m
+
+    def layer_w_gram(self, layer: int) -> Any: ...  # (K, K) predicted (W_M...W_m)(W_M...W_m)^T
+
+
+def layer_table(
+    features: Sequence[Any],
+    labels: Any,
+    num_classes: int,
+    *,
+    classifiers: Sequence[Any] | None = None,
+    bias: Any = None,
+    reference: LayerPrediction | None = None,
+    keys: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """NC metrics of every layer m = 1 .. len(features) as rows ``layer, metric, value``.
+
+    Args:
+        features: per layer, the (N, d_m) features (the input of the m-th weight matrix).
+        labels: (N,) classes in [0, K).
+        num_classes: K.
+        classifiers: per layer, the (K, d_m) classifier acting on it (W_M ... W_m); None leaves
+            the classifier metrics NaN.
+        bias: (K,) last-layer bias (only ``means_error`` uses it).
+        reference: a closed form with ``layer_h_gram``, ``layer_w_gram`` and ``logits``; adds
+            ``PRED_KEYS`` (NaN where a side is zero).
+        keys: the metrics to keep (default: every ``METRIC_KEYS`` entry, plus ``PRED_KEYS`` with
+            a reference).
+
+    >>> h = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    >>> table = layer_table([h], torch.tensor([0, 0, 1, 1]), 2, keys=["nc1", "nc2_of"])
+    >>> [round(v, 12) for v in table["value"]]  # the means (2, 0), (0, 2) form an OF
+    [0.125, 0.0]
+    """
+    if classifiers is not None and len(classifiers) != len(features):
+        raise ValueError(f"`classifiers` needs one entry per layer ({len(features)}), got {len(classifiers)}")
+    known = (*METRIC_KEYS, *(PRED_KEYS if reference is not None else ()))
+    keys = known if keys is None else tuple(keys)
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(f"`keys` has unknown metric(s) {unknown}; allowed: {', '.join(known)}")
+    rows = []
+    for m, layer in enumerate(features, start=1):
+        acc = NCAccumulator(num_classes, gemm_dtype=torch.float64)
+        acc.update(layer, labels)
+        w = None if classifiers is None else classifiers[m - 1]
+        out = acc.compute(w, bias=None if w is None else bias)
+        if reference is not None:
+            out |= _predicted(acc.class_means(), w, reference, m)
+        rows += [(m, key, out[key]) for key in keys]
+    return pd.DataFrame(rows, columns=["layer", "metric", "value"])
+
+
+def _predicted(means: torch.Tensor, classifier: Any, reference: LayerPrediction, m: int) -> dict[str, float]:
+    """The PRED_KEYS of layer m: class means (K, d) and classifier (K, d) against the closed form."""
+    nan = float("nan")
+    gram_h = as_float64("reference.layer_h_gram", reference.layer_h_gram(m))
+    out = {"nc2_pred": _or_nan(lambda: gram_distance(means @ means.T, gram_h))}
+    if classifier is None:
+        return out | {"nc2_pred_w": nan, "nc3_pred": nan, "nc3_pred_sub": nan}
+    w = as_float64("classifier", classifier)
+    logits = as_float64("reference.logits", reference.logits)
+    dual = logits @ torch.linalg.pinv(gram_h, rtol=1e-10, hermitian=True)  # A = L G^+
+    return out | {
+        "nc2_pred_w": _or_nan(lambda: gram_distance(w @ w.T, reference.layer_w_gram(m))),
+        "nc3_pred": _or_nan(lambda: gram_distance(w @ means.T, logits)),
+        # matrix-level, unlike nc3_sub: a collapsed class (zero row of W and of A Hbar^T) is allowed
+        "nc3_pred_sub": _or_nan(
+            lambda: float(torch.linalg.matrix_norm(normalized(w) - normalized(dual @ means)))
+        ),
+    }
+
+
+def _or_nan(metric: Any) -> float:
+    """A metric that has no direction here (a zero matrix) is NaN, as in ``NCAccumulator``."""
+    try:
+        return metric()
+    except DegenerateError:
+        return float("nan")
 
 
 def _first_tensor(value: Any) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Closed forms for the deep linear UFM of paper A (Dang et al., ICML 2023).
+"""Closed forms for the MSE deep linear UFM of paper A (Dang et al., ICML 2023).
 
 Notation and derivations: ../shared/theory/paper-a.md, Sections 1 and 2. Every MSE result follows
 from the reduction lemma (2.0): at a global minimum the logits Z = W_M ... W_1 H_1 share singular
@@ -10,7 +10,8 @@ scalar problem
 
 Any logits matrix Z is then written as a product of M + 1 factors with the smallest total weight
 decay (all factors balanced, lambda_W[m] sigma(W_m)^2 = lambda_H sigma(H_1)^2 = tau), which gives
-explicit points (:class:`LinearPoint`) that plug into the objective.
+explicit points (:class:`~ncbook.theory.linear_point.LinearPoint`) that plug into the objective.
+Chapters: 00, 11, 12, 14, 15, 21, 22.
 """
 
 from __future__ import annotations
@@ -22,19 +23,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from scipy.optimize import brentq, minimize_scalar
+from scipy.optimize import brentq
 
-from ncbook._checks import check_choice, check_float, check_float_list, check_int
+from ncbook._checks import check_choice, check_float, check_int
+from ncbook.spec import UFMSpec
+from ncbook.theory.linear_point import LinearPoint, balanced_point
 
 __all__ = [
-    "CE_GEOMETRIES",
     "RULES",
-    "CEMinimizer",
-    "LinearPoint",
     "MSEMinimizer",
     "beta_star",
-    "ce_minimizer",
-    "ce_scalar_loss",
     "direction_objective",
     "collapse_thresholds",
     "lambda_for_beta",
@@ -45,7 +43,6 @@ __all__ = [
 ]
 
 RULES = ("global", "code")  # which x = 0 versus x > 0 test decides a direction (Section 2.0(e))
-CE_GEOMETRIES = ("etf", "orthoplex")
 
 
 def beta_star(depth: int) -> float:
@@ -99,7 +96,7 @@ def lambda_for_beta(beta: float, n_k: int, n_total: int, depth: int) -> float:
     N has beta_k = beta: beta_k = M N (N lambda^(M+1))^(1/M) / n_k, solved for lambda.
 
     >>> lam = lambda_for_beta(0.5, 5, 75, 2)
-    >>> round(float(mse_minimizer([40, 20, 10, 5], 2, lam, lam).beta[3]), 12)
+    >>> round(float(mse_minimizer([40, 20, 10, 5], 2, lambda_W=lam, lambda_H=lam).beta[3]), 12)
     0.5
     """
     beta = check_float("beta", beta, low=0.0, low_open=True)
@@ -118,11 +115,11 @@ def collapse_thresholds(n_per_class: Sequence[int], depth: int) -> pd.DataFrame:
     >>> round(float(collapse_thresholds([40, 20, 10, 5], 1)["lambda_global"].iloc[3]), 6)  # sqrt(5)/75
     0.029814
     """
-    counts = _problem(n_per_class, depth, 1.0, 1.0, None).counts.astype(int)
-    n, m = int(counts.sum()), check_int("depth", depth, low=1)
+    spec = UFMSpec(n_per_class, depth)
+    counts, n, m = spec.n_per_class, spec.num_samples, spec.depth
     return pd.DataFrame({
         "class": np.arange(len(counts)),
-        "n_k": counts,
+        "n_k": np.asarray(counts),
         "lambda_global": [lambda_for_beta(beta_star(m), int(c), n, m) for c in counts],
         "lambda_code": [lambda_for_beta(phi_max(m), int(c), n, m) for c in counts],
     })
@@ -143,7 +140,7 @@ def lambda_sweep(
     rows = []
     for lam in lambdas:
         for rule in RULES:
-            result = mse_minimizer(n_per_class, depth, lam, lam, widths=widths, rule=rule)
+            result = mse_minimizer(n_per_class, depth, lambda_W=lam, lambda_H=lam, widths=widths, rule=rule)
             for k in range(len(result.n_per_class)):
                 rows.append({
                     "lambda": float(lam),
@@ -168,94 +165,6 @@ def _largest_root(beta: float, depth: int) -> float:
     if phi(x_peak, depth) <= beta:  # beta == phi_max up to rounding
         return x_peak
     return brentq(lambda x: phi(x, depth) - beta, x_peak, high, xtol=1e-300, rtol=1e-15, maxiter=500)
-
-
-@dataclass(frozen=True, eq=False)
-class LinearPoint:
-    """An explicit point of the deep linear UFM, in the layout of :mod:`ncbook.models`."""
-
-    weights: tuple[torch.Tensor, ...]  # W_1 .. W_M; W_m is (d_{m+1}, d_m), W_M is (K, d_M)
-    features: torch.Tensor  # H_1, (d_1, N), columns sorted by class
-    bias: torch.Tensor | None  # b, (K,); None for the bias-free model
-    labels: torch.Tensor  # (N,) class of each column
-    lambda_W: tuple[float, ...]  # one weight decay per layer
-    lambda_H: float  # feature decay
-
-
-@dataclass(frozen=True, eq=False)
-class _Problem:
-    counts: np.ndarray  # n_k, (K,)
-    depth: int
-    lambda_W: tuple[float, ...]
-    lambda_H: float
-    widths: tuple[int, ...]  # d_1 .. d_M
-
-    @property
-    def rank_limit(self) -> int:
-        return min(len(self.counts), *self.widths)
-
-
-def _problem(
-    n_per_class: Sequence[int],
-    depth: int,
-    lambda_W: float | Sequence[float],
-    lambda_H: float,
-    widths: int | Sequence[int] | None,
-) -> _Problem:
-    if isinstance(n_per_class, (str, bytes)) or not isinstance(n_per_class, Sequence):
-        raise ValueError(f"`n_per_class` must be a sequence of class sizes, got {n_per_class!r}")
-    counts = [check_int(f"n_per_class[{k}]", n, low=1) for k, n in enumerate(n_per_class)]
-    if len(counts) < 2:
-        raise ValueError(f"`n_per_class` needs at least 2 classes, got {len(counts)}")
-    depth = check_int("depth", depth, low=1)
-    lambdas = check_float_list("lambda_W", lambda_W, depth, low=0.0, low_open=True)
-    lambda_H = check_float("lambda_H", lambda_H, low=0.0, low_open=True)
-    if widths is None:
-        dims = (len(counts),) * depth
-    elif isinstance(widths, Sequence):
-        if len(widths) != depth:
-            raise ValueError(f"`widths` needs one entry per layer ({depth}), got {len(widths)}")
-        dims = tuple(check_int(f"widths[{m}]", w, low=1) for m, w in enumerate(widths))
-    else:
-        dims = (check_int("widths", widths, low=1),) * depth
-    return _Problem(np.asarray(counts, dtype=float), depth, lambdas, lambda_H, dims)
-
-
-def _balanced_point(
-    problem: _Problem,
-    left: np.ndarray,
-    logit_sv: np.ndarray,
-    right: np.ndarray,
-    bias: np.ndarray | None,
-    dtype: torch.dtype,
-) -> LinearPoint:
-    """Factor class logits Zbar = left diag(logit_sv) right^T diag(n)^(-1/2) (r directions) into
-    W_M ... W_1 H_1 with every factor balanced: lambda_W[m] s_m^2 = lambda_H s_H^2 = tau, the
-    factorization of least weight decay (Section 2.0(c))."""
-    lam = np.asarray(problem.lambda_W)
-    tau = (logit_sv**2 * lam.prod() * problem.lambda_H) ** (1 / (problem.depth + 1))
-    r = len(logit_sv)
-    if r > problem.rank_limit:
-        raise ValueError(f"the point needs rank {r} but the widths allow only {problem.rank_limit}")
-    dims = [*problem.widths, len(problem.counts)]
-    weights = []
-    for m in range(problem.depth):
-        w = np.zeros((dims[m + 1], dims[m]))
-        w[np.arange(r), np.arange(r)] = np.sqrt(tau / lam[m])
-        weights.append(w)
-    weights[-1] = left @ weights[-1][:r]  # rotate the last layer's output into the logit basis
-    labels = np.repeat(np.arange(len(problem.counts)), problem.counts.astype(int))
-    means = np.zeros((dims[0], len(problem.counts)))  # Hbar = diag(s_H) right^T diag(n)^(-1/2)
-    means[:r] = np.sqrt(tau / problem.lambda_H)[:, None] * right.T / np.sqrt(problem.counts)
-    as_tensor = lambda a: torch.tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
-    return LinearPoint(
-        weights=tuple(as_tensor(w) for w in weights),
-        features=as_tensor(means[:, labels]),
-        bias=None if bias is None else as_tensor(bias),
-        labels=torch.tensor(labels),
-        lambda_W=problem.lambda_W,
-        lambda_H=problem.lambda_H,
-    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -351,20 +260,17 @@ class MSEMinimizer:
         scale = np.sqrt(self.tau / self.lambda_H)[:, None]
         return scale * self.right.T / np.sqrt(np.asarray(self.n_per_class))[None, :]
 
+    @property
+    def spec(self) -> UFMSpec:
+        """The problem this point solves."""
+        return UFMSpec(self.n_per_class, self.depth, self.widths, lambda_W=self.lambda_W,
+                       lambda_H=self.lambda_H, bias=self.bias)
+
     def point(self, dtype: torch.dtype = torch.float64) -> LinearPoint:
         """An explicit (W_1, ..., W_M, H_1, b) with objective value :attr:`loss`."""
         on = self.direction_active
-        problem = _Problem(
-            np.asarray(self.n_per_class, dtype=float),
-            self.depth,
-            self.lambda_W,
-            self.lambda_H,
-            self.widths,
-        )
         gain = self.x[on] ** self.depth / (1 + self.x[on] ** self.depth) * np.sqrt(self.n_eff[on])
-        return _balanced_point(
-            problem, self.basis[:, on], gain, self.right[:, on], self.output_bias, dtype
-        )
+        return balanced_point(self.spec, self.basis[:, on], gain, self.right[:, on], self.output_bias, dtype)
 
 
 def _target_spectrum(counts: np.ndarray, bias: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -389,9 +295,9 @@ def _target_spectrum(counts: np.ndarray, bias: bool) -> tuple[np.ndarray, np.nda
 def mse_minimizer(
     n_per_class: Sequence[int],
     depth: int,
+    *,
     lambda_W: float | Sequence[float],
     lambda_H: float,
-    *,
     bias: bool = False,
     widths: int | Sequence[int] | None = None,
     rule: str = "global",
@@ -417,19 +323,20 @@ def mse_minimizer(
     Raises:
         ValueError: for an empty class, a non-positive lambda, depth < 1, or bad widths/rule.
 
-    >>> result = mse_minimizer([20] * 4, 1, 0.01, 0.01)
+    >>> result = mse_minimizer([20] * 4, 1, lambda_W=0.01, lambda_H=0.01)
     >>> round(result.loss, 10), round(float(result.w_norm_sq[0]), 8)
     (0.1628854382, 3.67213595)
-    >>> round(mse_minimizer([40, 20, 10, 5], 2, 0.04, 0.04, widths=6).loss, 10)
+    >>> round(mse_minimizer([40, 20, 10, 5], 2, lambda_W=0.04, lambda_H=0.04, widths=6).loss, 10)
     0.4190671084
-    >>> round(mse_minimizer([40, 20, 10, 5], 2, 0.04, 0.04, widths=6, rule="code").loss, 10)
+    >>> round(mse_minimizer([40, 20, 10, 5], 2, lambda_W=0.04, lambda_H=0.04, widths=6, rule="code").loss, 10)
     0.4216311318
     """
-    problem = _problem(n_per_class, depth, lambda_W, lambda_H, widths)
+    spec = UFMSpec(n_per_class, depth, widths, lambda_W=lambda_W, lambda_H=lambda_H,
+                  bias=check_choice("bias", bias, (True, False))).require_positive_decay()
     check_choice("rule", rule, RULES)
-    m, counts = problem.depth, problem.counts
+    m, counts = spec.depth, spec.counts
     n = counts.sum()
-    c = (n * np.prod(problem.lambda_W) * problem.lambda_H) ** (1 / m)
+    c = (n * np.prod(spec.lambda_W) * spec.lambda_H) ** (1 / m)
     left, n_eff, right = _target_spectrum(counts, bias)
     with np.errstate(divide="ignore"):
         beta = np.where(n_eff > 0, m * n * c / np.where(n_eff > 0, n_eff, 1.0), np.inf)
@@ -437,7 +344,7 @@ def mse_minimizer(
     active = beta < limit if (rule == "global" or m == 1) else beta <= limit
     # Rank limit: keep the largest n_eff (stable order, so ties keep the first classes).
     order = np.argsort(-n_eff, kind="stable")
-    kept = order[active[order]][: problem.rank_limit]
+    kept = order[active[order]][: spec.rank_limit]
     active = np.isin(np.arange(len(counts)), kept)
     x = np.array([_largest_root(b, m) if on else 0.0 for b, on in zip(beta, active)])
     per_direction = np.where(active, 1 / (1 + x**m) + np.where(active, beta, 0.0) * x, 1.0)
@@ -445,10 +352,10 @@ def mse_minimizer(
     return MSEMinimizer(
         n_per_class=tuple(int(v) for v in counts),
         depth=m,
-        lambda_W=problem.lambda_W,
-        lambda_H=problem.lambda_H,
+        lambda_W=spec.lambda_W,
+        lambda_H=spec.lambda_H,
         bias=bool(bias),
-        widths=problem.widths,
+        widths=spec.widths,
         rule=rule,
         n_eff=n_eff,
         beta=beta,
@@ -459,144 +366,4 @@ def mse_minimizer(
         right=right,
         output_bias=counts / n if bias else None,
         loss=loss,
-    )
-
-
-def _ce_shape(geometry: str, num_classes: int) -> tuple[int, float, float]:
-    """(rank, logit singular value per unit a and sqrt(n), weight of e^{-2a} in the CE sum)."""
-    if geometry == "etf":
-        return num_classes - 1, 1.0, 0.0
-    if num_classes % 2:
-        raise ValueError(f"the orthoplex needs an even `num_classes`, got {num_classes}")
-    return num_classes // 2, 2.0, 1.0
-
-
-def ce_scalar_loss(
-    a: float | np.ndarray,
-    n: int,
-    num_classes: int,
-    depth: int,
-    lambda_W: float | Sequence[float],
-    lambda_H: float,
-    *,
-    geometry: str = "etf",
-) -> float | np.ndarray:
-    """Balanced CE objective on a one-scale family of collapsed points (Section 2.3), with
-    lam_bar = (lambda_W[1] ... lambda_W[M] lambda_H)^(1/(M+1)) and p = 2/(M+1):
-
-        etf:       log(1 + (K-1) e^-a)            + (M+1)/2 lam_bar (K-1) (sqrt(n) a)^p
-        orthoplex: log(1 + (K-2) e^-a + e^-2a)    + (M+1)/2 lam_bar (K/2) (2 sqrt(n) a)^p
-
-    The ETF's logits are a (I - 11^T/K); the orthoplex's are a on the true class, -a on its
-    antipode (classes paired 0-1, 2-3, ...), 0 elsewhere. The penalty is the least weight decay
-    of any factorisation of those logits (balanced layers).
-
-    >>> round(float(ce_scalar_loss(0.0, 10, 4, 3, 1e-3, 1e-3)), 6)  # log K at a = 0
-    1.386294
-    """
-    problem = _problem([n] * check_int("num_classes", num_classes, low=2), depth, lambda_W,
-                       lambda_H, None)
-    check_choice("geometry", geometry, CE_GEOMETRIES)
-    k, m = len(problem.counts), problem.depth
-    rank, scale, antipode = _ce_shape(geometry, k)
-    lam_bar = (np.prod(problem.lambda_W) * problem.lambda_H) ** (1 / (m + 1))
-    a = np.asarray(a, dtype=float)
-    fit = np.log1p((k - 1 - antipode) * np.exp(-a) + antipode * np.exp(-2 * a))
-    return fit + (m + 1) / 2 * lam_bar * rank * (scale * math.sqrt(n) * a) ** (2 / (m + 1))
-
-
-@dataclass(frozen=True, eq=False)
-class CEMinimizer:
-    """The best point of one CE geometry (see :func:`ce_minimizer`)."""
-
-    n: int  # samples per class
-    num_classes: int
-    depth: int
-    lambda_W: tuple[float, ...]
-    lambda_H: float
-    widths: tuple[int, ...]
-    geometry: str  # "etf" or "orthoplex"
-    a: float  # logit scale a* (0: the all-zero point)
-    loss: float  # ce_scalar_loss at a*
-    rank: int  # rank of the logits (K-1 or K/2; 0 when a* = 0)
-
-    @property
-    def logits(self) -> np.ndarray:
-        """W Hbar (K x K), column k the logits of class k."""
-        k = self.num_classes
-        if self.geometry == "etf":
-            return self.a * (np.eye(k) - 1 / k)
-        swap = np.arange(k) ^ 1  # antipodal partner of each class
-        return self.a * (np.eye(k) - np.eye(k)[swap])
-
-    def point(self, dtype: torch.dtype = torch.float64) -> LinearPoint:
-        """An explicit (W_1, ..., W_M, H_1) with objective value :attr:`loss` (no bias)."""
-        problem = _Problem(
-            np.full(self.num_classes, float(self.n)), self.depth, self.lambda_W, self.lambda_H,
-            self.widths,
-        )
-        left, sv, right_t = np.linalg.svd(self.logits * math.sqrt(self.n))
-        on = sv > 1e-12 * max(sv.max(), 1e-300)
-        return _balanced_point(problem, left[:, on], sv[on], right_t[on].T, None, dtype)
-
-
-def ce_minimizer(
-    n: int,
-    num_classes: int,
-    depth: int,
-    lambda_W: float | Sequence[float],
-    lambda_H: float,
-    *,
-    geometry: str = "etf",
-    widths: int | Sequence[int] | None = None,
-) -> CEMinimizer:
-    """Minimise :func:`ce_scalar_loss` over a >= 0 (globally, on a fine grid then Brent).
-
-    For M = 1 the ETF is the global minimizer of the balanced CE UFM. For M >= 2 it is a
-    stationary point and a local minimum, but the rank-K/2 orthoplex can be lower (Section 2.3,
-    our finding): compare ``ce_minimizer(..., geometry="orthoplex").loss``. For M >= 2, a = 0 is
-    always a local minimum too (the penalty grows like a^(2/(M+1))).
-
-    >>> round(ce_minimizer(10, 4, 3, 1e-3, 1e-3).loss, 10)
-    0.0308518264
-    >>> round(ce_minimizer(10, 4, 3, 1e-3, 1e-3, geometry="orthoplex").loss, 10)
-    0.0284359616
-    """
-    check_int("n", n, low=1)
-    problem = _problem([n] * check_int("num_classes", num_classes, low=2), depth, lambda_W,
-                       lambda_H, widths)
-    check_choice("geometry", geometry, CE_GEOMETRIES)
-    rank = _ce_shape(geometry, num_classes)[0]
-    if rank > problem.rank_limit:
-        raise ValueError(
-            f"the {geometry} needs widths >= {rank}, got min(widths) = {min(problem.widths)}"
-        )
-    loss = lambda a: float(  # noqa: E731
-        ce_scalar_loss(a, n, num_classes, depth, problem.lambda_W, problem.lambda_H,
-                       geometry=geometry)
-    )
-    # Beyond a_max the penalty alone exceeds log K = loss(0), so the minimum lies in [0, a_max].
-    a_max = 1.0
-    while loss(a_max) - math.log(num_classes) < 0 or a_max < 50:
-        a_max *= 2
-    grid = np.concatenate([[0.0], np.geomspace(a_max * 1e-9, a_max, 4000)])
-    values = ce_scalar_loss(grid, n, num_classes, depth, problem.lambda_W, problem.lambda_H,
-                            geometry=geometry)
-    best = int(np.argmin(values))
-    a_star = 0.0
-    if best > 0:
-        low, high = grid[best - 1], grid[min(best + 1, len(grid) - 1)]
-        a_star = minimize_scalar(loss, bounds=(low, high), method="bounded",
-                                 options={"xatol": 1e-13 * high}).x
-    return CEMinimizer(
-        n=n,
-        num_classes=num_classes,
-        depth=problem.depth,
-        lambda_W=problem.lambda_W,
-        lambda_H=problem.lambda_H,
-        widths=problem.widths,
-        geometry=geometry,
-        a=float(a_star),
-        loss=loss(a_star),
-        rank=rank if a_star > 0 else 0,
     )
