@@ -31,8 +31,8 @@
 # unconstrained-feature model collapses at every layer $m$: the features equal their class means
 # (NC1), the class means and the classifier $W_M\cdots W_m$ form an orthogonal frame without a bias
 # and a simplex ETF with an unpenalised last-layer bias (NC2), and the classifier is aligned with
-# the class means (NC3) [paper: abstract, as reconstructed]. The optimal loss $f^*$ and bias $b^*$
-# are our closed forms [ours: derived and verified here].
+# the class means (NC3) {source}`paper: abstract`. The optimal loss $f^*$ and bias $b^*$
+# are our closed forms {source}`ours: derived and verified here`.
 # ```
 #
 # ```{prf:theorem} Garrod & Keating (2025), Theorem 1
@@ -40,8 +40,25 @@
 #
 # Paper A's cross-entropy result is its Theorem A.1, for a model with a last-layer bias. For the
 # deep linear cross-entropy model with width $\ge K$, no simplex-ETF point is a global minimum when
-# $K \ge 4$ and $M \ge 3$, or $K \ge 6$ and $M = 2$ [literature: {cite:t}`garrod2024persistence`].
+# $K \ge 4$ and $M \ge 3$, or $K \ge 6$ and $M = 2$ {source}`literature: garrod2024persistence` {cite:p}`garrod2024persistence`.
 # ```
+#
+# ```{admonition} What this chapter checks
+# :class: tip
+# Gradient descent on the deep linear model with the authors' recipe: for MSE, the loss reaches its
+# closed form and every layer reaches the orthogonal frame (no bias) or the simplex ETF (bias); for
+# cross-entropy, each run ends where it was declared to, and deeper models find points below the
+# ETF. What to look at: {numref}`fig-21-of` and the cross-entropy table.
+# ```
+
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
 
 # %% [markdown]
 # ## Overview
@@ -55,7 +72,7 @@
 # $$
 #
 # with $b = 0$ in the bias-free model and the mean cross-entropy in place of the first term for CE.
-# The authors' recipe [authors' code: `synthetic_experiment_balanced.py` and its README command]:
+# The authors' recipe {source}`authors' code: synthetic_experiment_balanced.py, README`:
 # $K = 4$ classes of $n = 100$ samples, width $d = 64$, every entry initialised
 # $\mathcal{N}(0, 0.1^2)$, $\lambda_W = \lambda_H = 5\cdot10^{-4}$, full-batch SGD with learning rate
 # 0.1 and momentum 0.9 for 30,000 iterations.
@@ -160,7 +177,7 @@ mse_end = end.query("criterion == 'mse'")
 # and $\tfrac{K-1}{K}$ of that with one (the bias absorbs the all-ones direction). The figure shows
 # the relative gap $(f - f^*)/f^*$ of every MSE run along the iterations.
 
-# %% mystnb={"figure": {"caption": "Relative gap (f - f*)/f* of the MSE runs to the closed-form minimum along the iterations, one panel per depth M, with and without the bias. Look for straight lines on the log scale: exponential convergence, not a stall.", "name": "fig-21-loss-gap"}}
+# %% mystnb={"figure": {"caption": "Relative gap (f - f*)/f* of the MSE runs to the closed-form minimum along the iterations, one panel per depth M, with and without the bias. Look for straight lines on the log scale: exponential convergence, not a stall.", "name": "fig-21-loss-gap"}, "image": {"alt": "Log-scale line plots of the relative loss gap against iteration, one panel per depth, falling steadily by many orders of magnitude."}}
 gaps = synthetic.attach(table.query("criterion == 'mse' and metric == 'loss'"), predicted)
 gaps = gaps.assign(value=(gaps["value"] - gaps["predicted"]).abs() / gaps["predicted"],
                    setting=gaps["bias"].map({True: "with bias", False: "without bias"}))
@@ -183,7 +200,7 @@ plt.show()
 # $\sqrt{2 - 2\sqrt{(K-1)/K}} \approx 0.518$ (dashed), because without a bias the frame is
 # orthogonal, not an ETF.
 
-# %% mystnb={"figure": {"caption": "MSE without bias: NC1 and the distances of the classifier and class-mean Gram matrices to the orthogonal frame, per layer (colour), per depth (column). Dashed: the predicted final value (zero for the OF metrics, the OF-to-ETF distance for the ETF metric).", "name": "fig-21-of"}}
+# %% mystnb={"figure": {"caption": "MSE without bias: NC1 and the distances of the classifier and class-mean Gram matrices to the orthogonal frame, per layer (colour), per depth (column). Dashed: the predicted final value (zero for the OF metrics, the OF-to-ETF distance for the ETF metric).", "name": "fig-21-of"}, "image": {"alt": "Grid of log-scale line plots, rows NC1 and frame distances, columns depths, one line per layer; all fall to round-off except the ETF distance, which levels off at a dashed line."}}
 labels = {"nc1": r"$\mathrm{NC}_1$", "nc2_of_w": r"$WW^\top$ vs OF", "nc2_of": r"$\bar H^\top\bar H$ vs OF",
           "nc3_sub": r"$W$ vs $\bar H^\top$", "nc2_etf_w": r"$WW^\top$ vs ETF", "nc2_etf": r"$\bar H^\top\bar H$ vs ETF"}
 free = table.query("criterion == 'mse' and not bias and metric in ['nc1', 'nc2_of_w', 'nc2_of', 'nc3_sub', 'nc2_etf_w']")
@@ -204,7 +221,7 @@ plt.show()
 # \mathbf 1 \mathbf 1^\top$, the same for the centred class means. The figure has the same layout,
 # with the ETF metrics in the NC2 rows and the OF distance (again predicted at 0.518) in the last.
 
-# %% mystnb={"figure": {"caption": "MSE with an unpenalised bias: the same metrics against the simplex ETF. Dashed: predicted final values.", "name": "fig-21-etf"}}
+# %% mystnb={"figure": {"caption": "MSE with an unpenalised bias: the same metrics against the simplex ETF. Dashed: predicted final values.", "name": "fig-21-etf"}, "image": {"alt": "Grid of log-scale line plots as in the previous figure for the runs with a bias; the ETF distances fall to round-off and the OF distance levels off at a dashed line."}}
 with_bias = table.query("criterion == 'mse' and bias and metric in ['nc1', 'nc2_etf_w', 'nc2_etf', 'nc3_sub', 'nc2_of_w']")
 grid = nc.plots.facet_lines(with_bias, row="metric", col="depth", hue="layer",
                             row_order=["nc1", "nc2_etf_w", "nc2_etf", "nc3_sub", "nc2_of_w"], floor=1e-32,
@@ -237,7 +254,7 @@ bias_end.pivot_table(index="depth", columns="k", values=["value", "predicted"])
 # apart without looking at the loss: the ETF has $K-1$ equal singular values and one zero; the
 # orthoplex has $K/2$ equal ones.
 
-# %% mystnb={"figure": {"caption": "Cross-entropy: singular values of W = W_M...W_1 divided by the largest, per seed (row) and depth (column). K-1 equal values and one zero mark the ETF; K/2 equal values the orthoplex.", "name": "fig-21-ce-spectrum"}}
+# %% mystnb={"figure": {"caption": "Cross-entropy: singular values of W = W_M...W_1 divided by the largest, per seed (row) and depth (column). K-1 equal values and one zero mark the ETF; K/2 equal values the orthoplex.", "name": "fig-21-ce-spectrum"}, "image": {"alt": "Line plots of normalised singular values of W against iteration, one panel per seed and depth; they settle either at three equal values or at two."}}
 spectrum = table.query("criterion == 'ce' and metric == 'sv'").copy()
 spectrum["value"] /= spectrum.groupby(["run", "step"])["value"].transform("max")
 spectrum["k"] = spectrum["k"] + 1

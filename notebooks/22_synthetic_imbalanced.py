@@ -30,11 +30,28 @@
 #
 # With imbalanced classes, mean squared error and no bias, the global minimizers collapse at every
 # layer (NC1), and the classifier rows and class means form a general orthogonal frame whose
-# lengths depend on the class sizes [paper: abstract]. The lengths are the closed form of the
-# authors' code [authors' code: `validate_NC_unbalanced.py`, `compute_x`, `compute_s`], rewritten
+# lengths depend on the class sizes {source}`paper: abstract`. The lengths are the closed form of the
+# authors' code {source}`authors' code: compute_x, compute_s`, rewritten
 # in paper A's variables. The threshold $\beta^*_M$ at which a class vanishes, and the jump of its
-# norm there for $M \ge 2$, are ours [ours: derived and verified here].
+# norm there for $M \ge 2$, are ours {source}`ours: derived and verified here`.
 # ```
+#
+# ```{admonition} What this chapter checks
+# :class: tip
+# Gradient descent on the deep linear model with imbalanced classes: every layer reaches the general
+# orthogonal frame with the closed-form per-class norms, and with a larger weight decay the smallest
+# classes vanish at the global minimum. What to look at: {numref}`fig-22-norms` and
+# {numref}`fig-22-minority`.
+# ```
+
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
 
 # %% [markdown]
 # ## Overview
@@ -52,8 +69,8 @@
 # w_k^\top \bar h_k = \frac{x_k^M}{1+x_k^M}, \qquad w_j \perp w_k,\ \bar h_j \perp \bar h_k .
 # $$
 #
-# The recipe is the authors' [authors' code: `synthetic_experiment_imbalanced.py` and its README
-# command]: $K = 4$, $n = [200, 100, 50, 50]$, $\lambda_W = \lambda_H = 5\cdot10^{-4}$, init
+# The recipe is the authors' {source}`authors' code: synthetic_experiment_imbalanced.py, README`:
+# $K = 4$, $n = [200, 100, 50, 50]$, $\lambda_W = \lambda_H = 5\cdot10^{-4}$, init
 # $\mathcal N(0, 0.1^2)$, full-batch SGD with learning rate 0.1 and momentum 0.9 for 30,000
 # iterations, at width 2048 in their README command.
 #
@@ -141,7 +158,7 @@ end = synthetic.attach(synthetic.final(table), predicted)
 # normalised Frobenius distance of the authors' code). Rows are metrics, columns depths, colours
 # layers.
 
-# %% mystnb={"figure": {"caption": "Imbalanced classes: NC1 and the distances to the predicted general orthogonal frame (W W^T, class means, self-duality), per layer (colour) and depth (column). All fall to round-off level.", "name": "fig-22-gof"}}
+# %% mystnb={"figure": {"caption": "Imbalanced classes: NC1 and the distances to the predicted general orthogonal frame (W W^T, class means, self-duality), per layer (colour) and depth (column). All fall to round-off level.", "name": "fig-22-gof"}, "image": {"alt": "Grid of log-scale line plots of NC1 and GOF distances against iteration, one panel per metric and depth, one line per layer, all falling to round-off."}}
 labels = {"nc1": r"$\mathrm{NC}_1$", "nc2_pred_w": r"$WW^\top$ vs GOF", "nc2_pred": r"$\bar H^\top\bar H$ vs GOF",
           "nc3_pred_sub": r"$W$ vs $D\bar H^\top$", "nc2_of_w": r"$WW^\top$ vs OF", "nc2_of": r"$\bar H^\top\bar H$ vs OF"}
 grid = nc.plots.facet_lines(table.query("run in @main and metric in ['nc1', 'nc2_pred_w', 'nc2_pred', 'nc3_pred_sub']"),
@@ -160,7 +177,7 @@ plt.show()
 # to the distance between the predicted GOF and the OF (dashed, one line per layer, in the layer's
 # colour). Deeper layers see a more unequal frame.
 
-# %% mystnb={"figure": {"caption": "The same runs measured against the orthogonal frame: the distances settle at the predicted GOF-to-OF distance (dashed, one per layer), not at zero.", "name": "fig-22-of"}}
+# %% mystnb={"figure": {"caption": "The same runs measured against the orthogonal frame: the distances settle at the predicted GOF-to-OF distance (dashed, one per layer), not at zero.", "name": "fig-22-of"}, "image": {"alt": "Line plots of OF distances against iteration, one panel per metric and depth, each settling at a dashed predicted level above zero."}}
 grid = nc.plots.facet_lines(table.query("run in @main and metric in ['nc2_of_w', 'nc2_of']"), row="metric",
                             col="depth", hue="layer", labels=labels, log_y=False, row_order=["nc2_of_w", "nc2_of"],
                             reference=predicted.query("run in @main and candidate == 'global'"))
@@ -180,7 +197,7 @@ of_end.pivot_table(index="depth", columns="metric", values=["value", "predicted"
 # The lengths of the frame, class by class: $\|w_k\|^2$ (rows of $W = W_M\cdots W_1$) and
 # $\|\bar h_k\|^2$ (class means of $H_1$) at the last iteration, next to the closed form.
 
-# %% mystnb={"figure": {"caption": "Per-class squared norms at the last iteration, measured (bars) next to the closed form: classifier rows ||w_k||^2 (top) and class means ||hbar_k||^2 (bottom), per depth.", "name": "fig-22-norms"}}
+# %% mystnb={"figure": {"caption": "Per-class squared norms at the last iteration, measured (bars) next to the closed form: classifier rows ||w_k||^2 (top) and class means ||hbar_k||^2 (bottom), per depth.", "name": "fig-22-norms"}, "image": {"alt": "Bar charts of squared norms per class, measured next to predicted, per depth; the bars match."}}
 norms = end.query("run in @main and metric in ['w_norm_sq', 'h_norm_sq']")
 grid = nc.plots.measured_vs_predicted(
     norms.replace({"metric": {"w_norm_sq": "$\\|w_k\\|^2$", "h_norm_sq": "$\\|\\bar h_k\\|^2$"}}), x="k", row="metric", col="depth")
@@ -210,7 +227,7 @@ predicted.query("run in @minority and seed == @seed and metric in ['w_norm_sq', 
 # The figure follows $\|w_k\|^2$ of each class along the iterations, with the global minimizer's
 # non-zero values dashed; a vanishing class drops off the bottom of the plot.
 
-# %% mystnb={"figure": {"caption": "Minority collapse: ||w_k||^2 of each class along the iterations, per depth (column) and seed (row); dashed the global minimum's value. The classes beyond the collapse threshold fall to zero.", "name": "fig-22-minority"}}
+# %% mystnb={"figure": {"caption": "Minority collapse: ||w_k||^2 of each class along the iterations, per depth (column) and seed (row); dashed the global minimum's value. The classes beyond the collapse threshold fall to zero.", "name": "fig-22-minority"}, "image": {"alt": "Log-scale line plots of squared classifier-row norms per class against iteration, per depth and seed; small classes fall to zero, the others settle at dashed levels."}}
 grid = nc.plots.facet_lines(table.query("run in @minority and metric == 'w_norm_sq'"), col="depth", row="seed",
                             hue="k", palette="tab10", floor=1e-12, height=2.6,
                             reference=predicted.query("run in @minority and candidate == 'global' and metric == 'w_norm_sq'"))

@@ -24,10 +24,10 @@
 # :label: thm-23-frames
 #
 # With balanced classes, mean squared error and weight decay on the head and on the features
-# $H_1$, the global minima collapse at every head layer $m$ (NC1) [paper: abstract], and
+# $H_1$, the global minima collapse at every head layer $m$ (NC1) {source}`paper: abstract`, and
 # * without a bias, the class means of $H_m$ and the classifier $W_M\cdots W_m$ form an orthogonal
-#   frame (OF) [paper: abstract, as reconstructed];
-# * with an unpenalised last-layer bias, they form a simplex ETF [paper: abstract, as reconstructed].
+#   frame (OF) {source}`paper: abstract`;
+# * with an unpenalised last-layer bias, they form a simplex ETF {source}`paper: abstract`.
 # ```
 #
 # ```{prf:theorem} Garrod & Keating (2025), Theorem 1
@@ -35,17 +35,34 @@
 #
 # For the deep linear unconstrained-feature model with cross-entropy and width $\ge K$, no simplex
 # ETF point is a global minimum when $K \ge 4$ and $M \ge 3$, or $K \ge 6$ and $M = 2$
-# [literature: {cite:t}`garrod2024persistence`].
+# {source}`literature: garrod2024persistence` {cite:p}`garrod2024persistence`.
 # ```
+#
+# ```{admonition} What this chapter checks
+# :class: tip
+# Real networks with a deep linear head: each MSE run lands on its predicted frame (OF without a
+# bias, simplex ETF with one) and is nearer its own frame than the other by more than half their
+# separation; cross-entropy heads deeper than one layer do not end at the ETF. What to look at:
+# {numref}`fig-23-nc2` and the margin table.
+# ```
+
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
 
 # %% [markdown]
 # ## Overview
 #
-# * **What this chapter checks**: for every MSE run, NC2 of the classifier and of the class means
+# * **The checks in detail**: for every MSE run, NC2 of the classifier and of the class means
 #   at every head layer is within `tolerance` of the predicted frame, and the classifier and the class
 #   means are nearer their own frame than the other one by more than half the distance between the
 #   two frames; for every cross-entropy run, the rank of the classifier.
-# * **Setup** [authors' code: `train_1st_order.py`, `models/mlp.py`]: a backbone produces the
+# * **Setup** {source}`authors' code: train_1st_order.py, models/mlp.py`: a backbone produces the
 #   features $H_1$; the head maps $H_{m+1} = W_m H_m$ for $m = 1, \dots, M$ with bias-free $W_m$,
 #   except an optional bias on the last layer. The loss is the mean squared error on one-hot targets
 #   plus, as in the authors' `--sep_decay` runs, $\frac{wd}{2}\sum_m \|W_m\|_F^2 +
@@ -136,7 +153,7 @@ mse = history.query("loss == 'mse' and layer >= 1")
 # reaches 100% early; NC1 keeps falling afterwards, the terminal phase of training in which
 # {cite:t}`papyan2020prevalence` first saw collapse.
 
-# %% mystnb={"figure": {"caption": "NC1 of the features $H_1$ over training, MSE runs, for each head depth $M$ (colour), with and without the last-layer bias (line style). Log scale.", "name": "fig-23-nc1"}}
+# %% mystnb={"figure": {"caption": "NC1 of the features $H_1$ over training, MSE runs, for each head depth $M$ (colour), with and without the last-layer bias (line style). Log scale.", "name": "fig-23-nc1"}, "image": {"alt": "Log-scale line plot of NC1 of the features against epoch, one line per head depth and bias setting, falling by orders of magnitude."}}
 axes = sns.lineplot(data=mse.query("metric == 'nc1' and layer == 1"), x="epoch", y="value", hue="depth",
                     style="bias", palette="deep")
 axes.set(yscale="log", ylabel=r"$\mathrm{NC}_1(H_1)$")
@@ -153,7 +170,7 @@ plt.show()
 # {numref}`fig-23-nc2` shows the distance of the classifier Gram matrix of the whole head,
 # $WW^\top$ with $W = W_M\cdots W_1$, to both frames.
 
-# %% mystnb={"figure": {"caption": "Distance of the normalised Gram matrix $WW^\\top$ of the end-to-end classifier to the orthogonal frame (OF) and to the simplex ETF, MSE runs, per head depth $M$ (column). Without bias (top row) it approaches the OF; with a bias (bottom row) the ETF. Log scale.", "name": "fig-23-nc2"}}
+# %% mystnb={"figure": {"caption": "Distance of the normalised Gram matrix $WW^\\top$ of the end-to-end classifier to the orthogonal frame (OF) and to the simplex ETF, MSE runs, per head depth $M$ (column). Without bias (top row) it approaches the OF; with a bias (bottom row) the ETF. Log scale.", "name": "fig-23-nc2"}, "image": {"alt": "Log-scale line plots of the distances of the classifier Gram matrix to the OF and to the ETF against epoch, per depth and bias; the own frame falls, the other levels off near 0.32."}}
 nc2 = mse[mse.metric.isin(["nc2_of_w", "nc2_etf_w"]) & (mse.layer == 1)]
 grid = sns.relplot(data=nc2.replace({"nc2_of_w": "OF", "nc2_etf_w": "ETF"}), x="epoch", y="value",
                    hue="metric", col="depth", row="bias", kind="line", height=2.4, aspect=1.3)
@@ -172,7 +189,7 @@ plt.show()
 # that layer $m$ feeds, and their product (NC3) all form the predicted frame. {numref}`fig-23-layers`
 # shows each layer of the deepest head, against the OF without bias and the ETF (centred means) with.
 
-# %% mystnb={"figure": {"caption": "Deepest head, MSE: distance to the predicted frame of the class means of $H_m$, of the classifier $W_M\\cdots W_m$, and of their product $W_M\\cdots W_m \\bar H_m$ (NC3), per head layer $m$ (colour). Top: no bias (OF); bottom: bias (ETF).", "name": "fig-23-layers"}}
+# %% mystnb={"figure": {"caption": "Deepest head, MSE: distance to the predicted frame of the class means of $H_m$, of the classifier $W_M\\cdots W_m$, and of their product $W_M\\cdots W_m \\bar H_m$ (NC3), per head layer $m$ (colour). Top: no bias (OF); bottom: bias (ETF).", "name": "fig-23-layers"}, "image": {"alt": "Log-scale line plots of the distances to the predicted frame of the class means, the classifier and their product, per head layer, for the deepest head with and without bias."}}
 own = {"nc2_of": "means", "nc2_of_w": "classifier", "nc3_of": "NC3", "nc2_etf": "means",
        "nc2_etf_w": "classifier", "nc3_etf": "NC3"}
 frame = mse.metric.str.contains("_etf") == mse.bias  # the ETF metrics for the bias runs, OF otherwise

@@ -28,19 +28,35 @@
 # With imbalanced classes, mean squared error, no bias and weight decay on the head and on $H_1$,
 # the global minima collapse at every head layer (NC1), and the classifier rows and class means form
 # a general orthogonal frame: mutually orthogonal, with lengths that depend on the class sizes
-# [paper: abstract]. The lengths below are the closed form of the authors' code
-# [authors' code: `validate_NC_unbalanced.py`, `compute_x`, `compute_s`], rewritten in paper A's
+# {source}`paper: abstract`. The lengths below are the closed form of the authors' code
+# {source}`authors' code: compute_x, compute_s`, rewritten in paper A's
 # variables.
 # ```
+#
+# ```{admonition} What this chapter checks
+# :class: tip
+# A real network with a bias-free deep linear head on imbalanced data: the head reaches the general
+# orthogonal frame at every layer, away from the OF, with the closed-form per-class norms. What to
+# look at: {numref}`fig-24-gof` and {numref}`fig-24-norms`.
+# ```
+
+# %% tags=["remove-cell"]
+# Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("ncbook") is None:
+    raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
 
 # %% [markdown]
 # ## Overview
 #
 # * **Prerequisites**: the imbalanced theorems of Part I (GOF, class norms, minority collapse).
-# * **What this chapter checks**: every run fits its training set and collapses (NC1), reaches the
+# * **The checks in detail**: every run fits its training set and collapses (NC1), reaches the
 #   predicted GOF at every head layer, stays at the predicted distance from the OF (and nearer the GOF
 #   than the OF by more than half that distance), and has the closed-form per-class norms.
-# * **Objective** [authors' code: `train_1st_order_unbalanced.py`]:
+# * **Objective** {source}`authors' code: train_1st_order_unbalanced.py`:
 #   one full batch of $N$ samples in file order, logits $Z$ ($K \times N$), features $H_1$,
 #
 #   $$\frac{1}{2NK}\|Z - Y\|_F^2 + \frac{wd}{2}\sum_{m=1}^M \|W_m\|_F^2 + \frac{fd}{2}\|H_1\|_F^2 .$$
@@ -49,7 +65,7 @@
 #   $\lambda_H = K\,fd$. **We use this K-scaled convention** for the predictions; the authors'
 #   validation script plugs in the raw $wd$ and $fd$ instead. Both are computed below, and the
 #   measurements decide between them.
-# * **Prediction** [authors' code, as reconstructed]: with $N = \sum_k n_k$ and $x_k$ the largest root
+# * **Prediction** {source}`authors' code: compute_x, compute_s`: with $N = \sum_k n_k$ and $x_k$ the largest root
 #   of $b/n_k = Mx^{M-1}/(1+x^M)^2$, $b = MN(N\lambda_W^M\lambda_H)^{1/M}$:
 #   $\|w_k\|^2 = N\lambda_H x_k^M$, $\|\bar h_k\|^2 = x_k^M/(N\lambda_H(1+x_k^M)^2)$ and
 #   $w_k^\top\bar h_k = x_k^M/(1+x_k^M)$, all rows and means mutually orthogonal; the same holds at
@@ -135,7 +151,7 @@ history, models = nc.train.run_many(data, runs, profile=profile, notebook=nb.nam
 # class-mean Gram matrix $\bar H^\top\bar H$ to the predicted GOF and to the orthogonal frame of the
 # balanced theory, and NC1.
 
-# %% mystnb={"figure": {"caption": "End-to-end classifier $W = W_M\\cdots W_1$ and class means of $H_1$: distance of the normalised Gram matrices to the predicted GOF (solid) and to the OF (dashed), and NC1, over training. Columns: head depth $M$. Log scale.", "name": "fig-24-gof"}}
+# %% mystnb={"figure": {"caption": "End-to-end classifier $W = W_M\\cdots W_1$ and class means of $H_1$: distance of the normalised Gram matrices to the predicted GOF (solid) and to the OF (dashed), and NC1, over training. Columns: head depth $M$. Log scale.", "name": "fig-24-gof"}, "image": {"alt": "Log-scale line plots against epoch of the distances to the GOF (falling) and to the OF (levelling off), and of NC1, one panel per head depth."}}
 names = {"nc2_gof_w": r"$WW^\top$ to GOF", "nc2_of_w": r"$WW^\top$ to OF", "nc2_gof": r"$\bar H^\top\bar H$ to GOF",
          "nc2_of": r"$\bar H^\top\bar H$ to OF", "nc1": r"$\mathrm{NC}_1$"}
 curves = history[history.metric.isin(list(names)) & (history.layer == 1)].replace({"metric": names})
@@ -160,7 +176,7 @@ summary.assign(of_gap=summary.w_of - summary.w_gof).round(4)
 # The theory predicts a GOF at every layer $m$, with lengths that change from layer to layer.
 # {numref}`fig-24-layers` shows the deepest head.
 
-# %% mystnb={"figure": {"caption": "Deepest head: distance to the predicted per-layer GOF of the class means of $H_m$, of the classifier $W_M\\cdots W_m$, and of their product (NC3), per layer $m$ (colour).", "name": "fig-24-layers"}}
+# %% mystnb={"figure": {"caption": "Deepest head: distance to the predicted per-layer GOF of the class means of $H_m$, of the classifier $W_M\\cdots W_m$, and of their product (NC3), per layer $m$ (colour).", "name": "fig-24-layers"}, "image": {"alt": "Log-scale line plots of per-layer distances to the GOF of the class means, the classifier and their product against epoch, one line per head layer."}}
 deep = history[(history.depth == history.depth.max()) & (history.layer >= 1)]
 layer_names = {"nc2_gof": r"means $\bar H_m$", "nc2_gof_w": r"classifier $W_M\cdots W_m$", "nc3_gof": "NC3"}
 per_layer = deep[deep.metric.isin(list(layer_names))].replace({"metric": layer_names})
@@ -185,7 +201,7 @@ measured.drop(columns="run").round(4)
 # %% [markdown]
 # {numref}`fig-24-norms` puts the measured norms on the two predictions.
 
-# %% mystnb={"figure": {"caption": "Squared norms of the classifier rows $\\|w_k\\|^2$ (left) and of the class means $\\|\\bar h_k\\|^2$ (right) against the class size $n_k$: measured (dots) and predicted with $\\lambda = K\\,wd$ (solid) and with the raw $\\lambda = wd$ (dashed), per head depth (colour). Log-log axes.", "name": "fig-24-norms"}}
+# %% mystnb={"figure": {"caption": "Squared norms of the classifier rows $\\|w_k\\|^2$ (left) and of the class means $\\|\\bar h_k\\|^2$ (right) against the class size $n_k$: measured (dots) and predicted with $\\lambda = K\\,wd$ (solid) and with the raw $\\lambda = wd$ (dashed), per head depth (colour). Log-log axes.", "name": "fig-24-norms"}, "image": {"alt": "Two log-log plots of squared norms of classifier rows and class means against class size: measured dots on the solid K-scaled prediction, the dashed raw prediction off for small classes."}}
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for ax, what, label in zip(axes, ["w", "h"], [r"$\|w_k\|^2$", r"$\|\bar h_k\|^2$"]):
     sns.scatterplot(data=measured, x="count", y=f"{what}_norm_sq", hue="depth", ax=ax, s=50, palette="deep")
