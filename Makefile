@@ -15,7 +15,7 @@ STEMS := $(basename $(notdir $(NOTEBOOK_SOURCES)))
 EXECUTED := $(STEMS:%=_executed/$(PROFILE)/%.ipynb)
 LIBRARY := $(shell find ncbook -name '*.py') pyproject.toml params/$(PROFILE).yml
 
-.PHONY: setup notebooks book test full clean lint bench
+.PHONY: setup notebooks book test full stale full-stale clean lint bench gpu-check
 
 setup: $(VENV)/.installed
 
@@ -45,11 +45,27 @@ full:
 	$(MAKE) --no-print-directory notebooks PROFILE=full DEVICE=$(or $(DEVICE),cuda) JOBS=1 \
 		OMP_NUM_THREADS=$$(nproc)
 
+# Rerun only the stored full results whose notebook, params/full.yml or ncbook code changed since
+# they ran (their provenance.json records the hashes; `python -m ncbook.pipeline.book stale` lists them).
+stale full-stale: setup
+	for stem in $$($(BIN)/python -m ncbook.pipeline.book stale --profile full); do \
+		$(BIN)/python -m ncbook.run_notebook notebooks/$$stem.py --profile full \
+			$(if $(DEVICE),--device $(DEVICE)) || exit 1; \
+	done
+
+# The GPU check (bench/gpu_check.py): CUDA tests, metrics and training timed against the CPU, a
+# markdown table under results/gpu/. Without CUDA it says so and exits non-zero.
+gpu-check: setup
+	$(BIN)/python bench/gpu_check.py
+
 lint: setup
 	$(BIN)/ruff check ncbook tests bench notebooks
 
 bench: setup
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
+# Checkpoints go too: their names carry the hash of the code that wrote them, so after a code change
+# they are never used again. results/full stays: it is committed.
 clean:
-	rm -rf _executed book/_build book/executed book/_extra results/smoke .pytest_cache
+	rm -rf _executed book/_build book/executed book/_extra results/smoke results/full/_scratch \
+		results/full/_runs checkpoints .pytest_cache

@@ -9,9 +9,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Result files are read by others (the book build, a web server, a colleague): world-readable like
+# any file `open` creates, not mkstemp's private 0600.
+FILE_MODE = 0o644
 
 __all__ = ["atomic_write", "save_torch", "write_bytes", "write_csv", "write_json", "write_text"]
 
@@ -25,6 +30,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], *, bi
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as handle:
             write(handle)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

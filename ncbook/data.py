@@ -278,6 +278,26 @@ def _torchvision_dataset(name: str, root: Path, train: bool, download: bool) -> 
             f"{name} is not available under {root} ({reason}); with no network, put {what} in "
             f"{(root / folder).resolve()}"
         ) from None
+    except (AssertionError, ValueError, EOFError, IndexError) as err:  # the files exist but are damaged
+        folder = (root / _WHERE[name][1]).resolve()
+        damaged = _damaged_idx_file(folder) if name != "cifar10" else None
+        where = f"the file {damaged}" if damaged else f"a file under {folder}"
+        raise ValueError(
+            f"{name}: {where} is damaged ({type(err).__name__}{': ' + str(err) if str(err) else ''}); "
+            f"delete it and run again to download it afresh (or put an intact copy there)"
+        ) from None
+
+
+def _damaged_idx_file(folder: Path) -> Path | None:
+    """The first idx file under ``folder`` that torchvision cannot read, if any."""
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+
+    for path in sorted(folder.glob("*-ubyte")):
+        try:
+            read_sn3_pascalvincent_tensor(str(path), strict=False)
+        except Exception:  # any failure to parse is what we are looking for
+            return path
+    return None
 
 
 def _to_split(dataset: Any, name: str, batch_size: int) -> Split:

@@ -17,20 +17,18 @@ Every ``eval_every`` epochs one pass over the training set (eval mode) feeds an
 classifier W_M ... W_m; train and test accuracy complete the row set. The result is a tidy table
 ``epoch, layer, metric, value`` (layer 0 holds network-level rows: loss, lr, accuracies).
 
-A checkpoint (model, optimiser, scheduler, random states, configs, epoch, table) is written
-atomically every ``checkpoint_every`` epochs; calling :func:`fit` again with the same arguments
-resumes from it and ends with the same numbers as an uninterrupted run.
+A checkpoint (model, optimiser, scheduler, random states, configs, code hash, epoch, table) is
+written atomically every ``checkpoint_every`` epochs (:mod:`ncbook.checkpoint`); calling :func:`fit`
+again with the same arguments resumes from it and ends with the same numbers as an uninterrupted
+run; an unreadable one is moved aside with a warning and training starts over.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +37,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ncbook import checkpoint as checkpoints
 from ncbook._checks import check_choice, check_float, check_int
 from ncbook._io import write_csv
-from ncbook._runtime import PROFILES, progress_disabled, repo_root, results_dir
-from ncbook.data import DataBundle, Split
+from ncbook._runtime import progress_disabled, results_dir
+from ncbook.data import DataBundle
+from ncbook.evaluation import TrainingDiverged, class_norms, evaluate, layer_gof_targets
 from ncbook.geometry import GOFTargets
-from ncbook.metrics import NCAccumulator
 from ncbook.models.nets import HeadedNet, NetConfig, build
 
 __all__ = [
@@ -65,11 +64,6 @@ __all__ = [
 
 LOSSES = ("mse", "ce")
 OPTIMIZERS = ("sgd", "adam")
-_FORMAT = 1  # checkpoint layout version
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf or exceeded ``TrainConfig.max_loss``."""
 
 
 @dataclass(frozen=True)
@@ -140,14 +134,8 @@ class TrainResult:
 
 def checkpoint_path(profile: str, notebook: str, name: str, data: DataBundle, net: NetConfig,
                     config: TrainConfig) -> Path:  # fmt: skip
-    """``checkpoints/<profile>/<notebook>/<name>-<digest>.pt`` under ``$NCBOOK_CHECKPOINTS`` or the
-    checkout (git-ignored: checkpoints are large and never committed). The digest of the data and
-    both configs gives a changed run a fresh file, so only an identical run resumes."""
-    check_choice("profile", profile, PROFILES)
-    identity = json.dumps(_identity(data, net, config), sort_keys=True, default=str)
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
-    base = Path(os.environ.get("NCBOOK_CHECKPOINTS", repo_root() / "checkpoints"))
-    return base / profile / notebook / f"{name}-{digest}.pt"
+    """Where :func:`run` keeps the checkpoint of this run (see :func:`ncbook.checkpoint.checkpoint_path`)."""
+    return checkpoints.checkpoint_path(profile, notebook, name, checkpoints.identity(data, net, config))
 
 
 def run(
@@ -229,12 +217,14 @@ def fit(
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, config.lr_step, config.lr_gamma)
     shuffler = torch.Generator().manual_seed(config.seed)
-    identity = _identity(data, net, config)
+    identity = checkpoints.identity(data, net, config)
     rows: dict[str, list[Any]] = {"epoch": [], "layer": [], "metric": [], "value": []}
     start = 0
     path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.exists():
-        start, rows = _restore(path, identity, model, optimizer, scheduler, shuffler, device)
+    restored = _restore(path, identity, model, optimizer, scheduler, shuffler, device) \
+        if path is not None and path.exists() else None
+    if restored is not None:
+        start, rows = restored
     resumed_at = saved = start
     x, y = data.train.x.to(device), data.train.y.to(device)
     batch = config.batch_size or len(y)
@@ -312,81 +302,6 @@ def _objective(model: HeadedNet, x: torch.Tensor, y: torch.Tensor, config: Train
     return loss
 
 
-@torch.no_grad()
-def evaluate(
-    model: HeadedNet,
-    data: DataBundle,
-    device: str | torch.device = "cpu",
-    batch_size: int = 1024,
-    gof: Sequence[GOFTargets] | None = None,
-) -> dict[int, dict[str, float]]:
-    """NC metrics of every head layer on the training set, and the accuracies, in eval mode.
-
-    Returns ``{0: {"train_acc", "test_acc"}, m: compute() of H_m with W_M...W_m}`` for m = 1..M
-    (NaN entries dropped). Layer m's accumulator sees H_m; its classifier is W_M ... W_m.
-    Raises ``TrainingDiverged`` when the outputs are NaN/inf or the features' squares overflow.
-    """
-    model.eval()
-    accumulators = [NCAccumulator(data.num_classes) for _ in range(model.depth)]
-    out: dict[int, dict[str, float]] = {0: {}}
-    for name, split in (("train", data.train), ("test", data.test)):
-        correct = 0
-        for lo in range(0, len(split), batch_size):
-            xb = split.x[lo : lo + batch_size].to(device)
-            yb = split.y[lo : lo + batch_size].to(device)
-            logits, features = model.head_features(xb)
-            if not bool(torch.isfinite(logits).all()):
-                raise TrainingDiverged(f"the outputs on the {name} set are not finite")
-            correct += int((logits.argmax(1) == yb).sum())
-            if name == "train":
-                for m, (acc, h) in enumerate(zip(accumulators, features, strict=True)):
-                    # Finite features whose squares overflow make every second moment meaningless.
-                    if not bool(torch.isfinite(h.square().sum(0)).all()):
-                        raise TrainingDiverged(f"the features H_{m + 1} overflow")
-                    acc.update(h, yb)
-        out[0][f"{name}_acc"] = correct / max(len(split), 1)
-    classifiers = model.classifiers()
-    for m, acc in enumerate(accumulators):
-        values = acc.compute(classifiers[m], None if gof is None else gof[m])
-        out[m + 1] = {k: v for k, v in values.items() if not math.isnan(v)}
-    return out
-
-
-def class_norms(model: HeadedNet, split: Split, device: str | torch.device = "cpu",
-                batch_size: int = 1024) -> pd.DataFrame:  # fmt: skip
-    """Per class k: n_k, ||w_k||^2 (rows of W = W_M...W_1), ||hbar_k||^2 (class means of H_1,
-    uncentred) and w_k . hbar_k, as float64; the quantities paper A's GOF predicts."""
-    model.eval()
-    acc = NCAccumulator(split.num_classes)
-    with torch.no_grad():
-        for lo in range(0, len(split), batch_size):
-            acc.update(model.backbone(split.x[lo : lo + batch_size].to(device)),
-                       split.y[lo : lo + batch_size].to(device))  # fmt: skip
-        w = model.classifiers()[0].detach().to("cpu", torch.float64)  # (K, d_1)
-    means = acc.class_means()  # (K, d_1)
-    return pd.DataFrame({
-        "class": range(split.num_classes),
-        "count": split.counts(),
-        "w_norm_sq": w.square().sum(1).numpy(),
-        "h_norm_sq": means.square().sum(1).numpy(),
-        "wh": (w * means).sum(1).numpy(),
-    })  # fmt: skip
-
-
-def layer_gof_targets(minimizer: Any) -> list[GOFTargets]:
-    """Per-layer GOF targets from a bias-free ``ncbook.theory.mse_minimizer`` result: for layer m,
-    diag(Hbar_m^T Hbar_m), diag((W_M...W_m)(W_M...W_m)^T) and w_k.hbar_k (the same at every layer,
-    paper-a.md Section 2.0(f))."""
-    if minimizer.bias:
-        raise ValueError("`minimizer` must be bias-free: GOF targets are diagonal only without a bias")
-    diag = lambda a: torch.tensor(a.diagonal().copy(), dtype=torch.float64)  # noqa: E731
-    return [
-        GOFTargets(diag(minimizer.layer_h_gram(m)), diag(minimizer.layer_w_gram(m)),
-                   diag(minimizer.logits))  # fmt: skip
-        for m in range(1, minimizer.depth + 1)
-    ]
-
-
 def _append(rows: dict[str, list[Any]], epoch: int, layer: int, values: dict[str, float]) -> None:
     for metric, value in values.items():
         rows["epoch"].append(epoch)
@@ -395,24 +310,10 @@ def _append(rows: dict[str, list[Any]], epoch: int, layer: int, values: dict[str
         rows["value"].append(float(value))
 
 
-def _identity(data: DataBundle, net: NetConfig, config: TrainConfig) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed: both configs and enough to tell two data sets
-    apart (name, sizes, class counts, an input checksum)."""
-    signature = {
-        "name": data.name,
-        "train_counts": data.train.counts(),
-        "test_size": len(data.test),
-        "checksum": float(data.train.x.sum(dtype=torch.float64)),
-    }
-    return {"config": asdict(config), "net": asdict(net), "data": signature}
-
-
 def _save(path: Path, identity: dict[str, Any], epoch: int, model: HeadedNet,
           optimizer: torch.optim.Optimizer, scheduler: Any, shuffler: torch.Generator,
           rows: dict[str, list[Any]]) -> None:  # fmt: skip
-    state = {
-        "format": _FORMAT,
-        **identity,
+    checkpoints.save(path, identity, {
         "epoch": epoch,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -423,31 +324,16 @@ def _save(path: Path, identity: dict[str, Any], epoch: int, model: HeadedNet,
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         },
         "history": rows,
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    })
 
 
 def _restore(path: Path, identity: dict[str, Any], model: HeadedNet,
              optimizer: torch.optim.Optimizer, scheduler: Any, shuffler: torch.Generator,
-             device: torch.device) -> tuple[int, dict[str, list[Any]]]:  # fmt: skip
-    state = torch.load(path, map_location=device, weights_only=True)
-    if state.get("format") != _FORMAT:
-        raise ValueError(f"{path} is not an ncbook checkpoint (format {state.get('format')!r})")
-    for key, expected in identity.items():
-        if state[key] != expected:
-            differ = sorted(k for k in expected if state[key].get(k) != expected[k])
-            raise ValueError(
-                f"{path} was written by a different run ({key} differs in {', '.join(differ)}); "
-                "delete it or choose another `checkpoint`"
-            )
+             device: torch.device) -> tuple[int, dict[str, list[Any]]] | None:  # fmt: skip
+    """Load the training state of ``path`` into the objects; None when it was moved aside."""
+    state = checkpoints.load(path, identity, device)
+    if state is None:
+        return None
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -4,45 +4,69 @@ from __future__ import annotations
 
 import json
 
-from ncbook.pipeline.book import chapter_title, collect_claims, copy_executed, mathjax_source, report_markdown
+import pytest
+
+from ncbook.pipeline import provenance
+from ncbook.pipeline.book import chapter_title, copy_executed, find_chapter, mathjax_source, prepare
 
 
 def _claim(text: str, passed: bool) -> dict:
-    return {"claim": text, "paper": "A", "predicted": 1.0, "measured": 1.0 if passed else 2.0,
+    return {"claim": text, "source": "paper-A", "predicted": 1.0, "measured": 1.0 if passed else 2.0,
             "tolerance": 1e-6, "kind": "rel", "deviation": 0.0 if passed else 1.0, "passed": passed}
+
+
+def _run(root, profile: str, stem: str, notebook, claims: list[dict], run_id: str) -> None:
+    """What the runner leaves behind for one finished run."""
+    folder = root / "results" / profile / stem
+    folder.mkdir(parents=True, exist_ok=True)
+    notebook.parent.mkdir(parents=True, exist_ok=True)
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "markdown", "metadata": {},
+                                               "source": f"# {stem} {profile}"}],
+                                    "metadata": {"ncbook": {"run_id": run_id}},
+                                    "nbformat": 4, "nbformat_minor": 4}))
+    (folder / "claims.json").write_text(json.dumps(claims))
+    record = {"notebook": stem, "profile": profile, "run_id": run_id, "commit": "abc1234", "seed": 0,
+              "device": "cpu", "wall_time_s": 1.0, **provenance.fingerprint(root, stem, profile)}
+    (folder / "provenance.json").write_text(json.dumps(record))
 
 
 def _tree(root):
     (root / "notebooks").mkdir()
     for stem in ("a", "b"):
         (root / "notebooks" / f"{stem}.py").write_text("# %%\n")
-        (root / "_executed" / "smoke").mkdir(parents=True, exist_ok=True)
-        (root / "_executed" / "smoke" / f"{stem}.ipynb").write_text("{}")
-        (root / "results" / "smoke" / stem).mkdir(parents=True)
-        (root / "results" / "smoke" / stem / "claims.json").write_text(
-            json.dumps([_claim(f"{stem} smoke", True)]))
-    (root / "results" / "full" / "b").mkdir(parents=True)
-    (root / "results" / "full" / "b" / "b.ipynb").write_text('{"full": true}')
-    (root / "results" / "full" / "b" / "claims.json").write_text(
-        json.dumps([_claim("b full one", True), _claim("b full two", False)]))
+        _run(root, "smoke", stem, root / "_executed" / "smoke" / f"{stem}.ipynb",
+             [_claim(f"{stem} smoke", True)], f"{stem}-smoke")
+    _run(root, "full", "b", root / "results" / "full" / "b" / "b.ipynb",
+         [_claim("b full one", True), _claim("b full two", False)], "b-full")
 
 
-def test_stored_full_runs_win_over_smoke(tmp_path):
+def test_stored_full_runs_win_over_smoke_and_the_note_is_redrawn(tmp_path):
     _tree(tmp_path)
-    chosen = copy_executed("smoke", tmp_path)
-    assert chosen == {"a": "smoke", "b": "full"}
-    assert (tmp_path / "book" / "executed" / "b.ipynb").read_text() == '{"full": true}'
+    chapters = [find_chapter(stem, "smoke", tmp_path) for stem in ("a", "b")]
+    assert [c.profile for c in chapters] == ["smoke", "full"] and not any(c.stale for c in chapters)
+    copy_executed(chapters, tmp_path)
+    cells = json.loads((tmp_path / "book" / "executed" / "b.ipynb").read_text())["cells"]
+    assert "".join(cells[0]["source"]) == "# b full"
+    assert "Run: full · CPU · seed 0 · abc1234 · 1 s" in "".join(cells[1]["source"])
 
 
-def test_report_groups_claims_by_chapter_with_totals(tmp_path):
+def test_a_notebook_without_the_results_of_its_run_is_refused(tmp_path):
     _tree(tmp_path)
-    claims = collect_claims(copy_executed("smoke", tmp_path), tmp_path)
-    assert sorted(claims["claim"]) == ["a smoke", "b full one", "b full two"]
-    text = report_markdown(claims, {"a": "Chapter A"})
+    (tmp_path / "results" / "smoke" / "a" / "claims.json").unlink()
+    with pytest.raises(ValueError, match=r"a.ipynb has no matching claims.json and provenance.json"):
+        find_chapter("a", "smoke", tmp_path)
+
+
+def test_report_is_written_from_the_rendered_runs(tmp_path, monkeypatch, capsys):
+    _tree(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text('name = "ncbook"\n')
+    monkeypatch.setattr("ncbook.pipeline.book.copy_mathjax", lambda root: None)
+    prepare("smoke")
+    text = (tmp_path / "book" / "report.md").read_text()
     assert "**2 of 3 claims pass.**" in text
-    assert "## Chapter A" in text and "## b" in text
-    assert "{doc}`Chapter <executed/a>`: 1 of 1 claims pass (smoke profile)" in text
-    assert "1 of 2 claims pass (full profile)" in text and "**FAIL**" in text
+    assert "| a smoke | 1 | 1 | 0 | smoke |" in text and "| b full | 2 | 1 | 1 | full |" in text
+    assert "book: 2 notebooks (1 from stored full runs), 3 claims" in capsys.readouterr().out
 
 
 def test_mathjax_comes_from_an_installed_package():

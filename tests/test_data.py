@@ -236,3 +236,15 @@ def test_mnist1d_generates_locally_and_leaves_global_rngs_alone():
 def test_bad_parameters(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_corrupted_mnist_files_are_named_with_what_to_do(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        (raw / stem).write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 12)  # a header, then nothing
+    (raw / "train-images-idx3-ubyte").write_bytes(b"garbage!")
+    with pytest.raises(ValueError, match=r"mnist: the file .*MNIST/raw/t10k-images-idx3-ubyte is damaged "
+                                         r".*delete it and run again"):
+        nc.data.load_torchvision("mnist", root=tmp_path, download=False)

@@ -34,7 +34,8 @@ def test_notebook_shape(path):
     for cell in code:
         assert not DEFINITION.search(cell.source), f"{path.name}: move def/class into ncbook"
     assert notebook.cells[0].cell_type == "markdown" and notebook.cells[0].source.startswith("# ")
-    assert "ledger.assert_all()" in code[-1].source, f"{path.name}: last cell must assert the ledger"
+    assert "ledger.assert_all()" in code[-1].source or "nb.finish()" in code[-1].source, \
+        f"{path.name}: the last cell must finish the claims (nb.finish() or ledger.assert_all())"
 
 
 @pytest.mark.slow
@@ -42,7 +43,12 @@ def test_notebook_shape(path):
 def test_notebook_executes_and_its_claims_pass(path, executed_notebooks: MakeRun):
     executed = ROOT / "_executed" / "smoke" / f"{path.stem}.ipynb"
     assert executed.is_file(), f"{path.name} did not execute:\n{executed_notebooks.output[-4000:]}"
-    cells = json.loads(executed.read_text())["cells"]
+    node = json.loads(executed.read_text())
+    cells = node["cells"]
+    assert not [c for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+    assert "".join(cells[1]["source"]).startswith("```{admonition} Run: smoke · ")
+    record = json.loads((ROOT / "results" / "smoke" / path.stem / "provenance.json").read_text())
+    assert record["run_id"] == node["metadata"]["ncbook"]["run_id"]
     errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, f"{path.name}: {errors[0]['ename']}: {errors[0]['evalue']}"
     ledger = ROOT / "results" / "smoke" / path.stem / "claims.json"
@@ -60,7 +66,7 @@ def test_notebook_executes_and_its_claims_pass(path, executed_notebooks: MakeRun
     [
         ("steps", "-5", r"ValueError: `steps` must be an integer >= 1, got -5"),
         ("device", "tpu", r"ValueError: `device` must be one of 'auto', 'cpu', 'cuda', 'cuda:N'; got 'tpu'"),
-        ("profile", "huge", r"ValueError: `profile` must be one of 'smoke', 'full'; got 'huge'"),
+        ("seed", "-1", r"ValueError: `seed` must be an integer .*got -1"),
     ],
 )
 def test_bad_parameter_fails_with_one_line(tmp_path, name, value, message):

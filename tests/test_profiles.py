@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 import pytest
 import torch
 
 import ncbook as nc
 from ncbook import _checks
-from ncbook.pipeline.run_notebook import load_parameters
+from ncbook.pipeline.parameters import load_parameters, notebook_parameters
 
 
 def test_setup_seeds_and_resolves_cpu():
@@ -80,3 +82,45 @@ def test_shipped_parameter_files_name_existing_notebooks():
     for profile in nc.profiles.PROFILES:
         table = yaml.safe_load((root / "params" / f"{profile}.yml").read_text()) or {}
         assert set(table) - {"_all"} <= stems, f"params/{profile}.yml names unknown notebooks"
+        for stem in set(table) - {"_all"}:  # every key is a parameter its notebook assigns
+            load_parameters(profile, stem, root, notebook_parameters(root / "notebooks" / f"{stem}.py"))
+
+
+def test_unknown_key_in_a_parameter_file_is_named(tmp_path):
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "full.yml").write_text("nb: {stpes: 9}\n")
+    with pytest.raises(ValueError, match=r"params/full.yml section `nb`: unknown parameter `stpes` for "
+                                         r"notebook nb; its parameters cell assigns: seed, steps"):
+        load_parameters("full", "nb", tmp_path, {"profile": "smoke", "seed": 0, "steps": 1})
+
+
+def test_paper_differences_are_kept_from_the_notebook(tmp_path):
+    from ncbook.pipeline.parameters import paper_differences
+
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "full.yml").write_text("nb: {steps: 9, _differences: \"width 64, not 2048\"}\n")
+    assert load_parameters("full", "nb", tmp_path, {"steps": 1}) == {"steps": 9, "profile": "full"}
+    assert paper_differences("full", "nb", tmp_path) == "width 64, not 2048"
+
+
+def test_progress_bars_hide_under_batch_executors(monkeypatch):
+    from ncbook import _runtime
+
+    monkeypatch.setenv("NCBOOK_PROGRESS", "1")
+    assert not _runtime.progress_disabled()
+    monkeypatch.setenv("NCBOOK_PROGRESS", "0")
+    assert _runtime.progress_disabled()
+    monkeypatch.delenv("NCBOOK_PROGRESS")
+    monkeypatch.setenv("CI", "true")
+    assert _runtime.progress_disabled()
+    monkeypatch.delenv("CI")
+    assert _runtime.progress_disabled()  # pytest's stderr is captured: not a terminal
+    monkeypatch.setitem(sys.modules, "ipykernel", sys)
+    monkeypatch.setattr(_runtime, "_started_by_batch_executor", lambda: False)
+    assert not _runtime.progress_disabled()  # a kernel under JupyterLab
+
+
+def test_result_files_are_world_readable(tmp_path):
+    from ncbook._io import write_json
+
+    assert write_json(tmp_path / "x.json", {}).stat().st_mode & 0o777 == 0o644

@@ -23,6 +23,7 @@ import yaml
 
 from ncbook._io import write_json
 from ncbook.pipeline import cli, sweep
+from ncbook.pipeline import grid as grid_module
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -56,16 +57,16 @@ def test_explicit_runs_are_added_and_duplicates_dropped(tmp_path):
     assert [run.parameters["seed"] for run in grid.runs] == [0, 1, 7]
 
 
-def test_key_covers_source_parameters_and_version(monkeypatch):
+def test_key_covers_source_parameters_and_code(monkeypatch):
     parameters = {"profile": "smoke", "seed": 0}
     key = sweep.run_key("nb", "a = 1\n", parameters)
-    blob = json.dumps({"source": "a = 1\n", "parameters": parameters, "version": sweep.__version__},
+    blob = json.dumps({"source": "a = 1\n", "parameters": parameters, "code": grid_module.code_hash()},
                       sort_keys=True)
     assert key == f"nb-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
     assert sweep.run_key("nb", "a = 2\n", parameters) != key
     assert sweep.run_key("nb", "a = 1\n", {**parameters, "seed": 1}) != key
     assert sweep.run_key("nb", "a = 1\n", dict(reversed(parameters.items()))) == key
-    monkeypatch.setattr(sweep, "__version__", "9.9.9")
+    monkeypatch.setattr(grid_module, "code_hash", lambda: "other code")
     assert sweep.run_key("nb", "a = 1\n", parameters) != key
 
 
@@ -330,3 +331,78 @@ def test_ray_gives_the_same_results_as_the_local_pool(smoke_sweep, tmp_path):
     local, remote = (frame.drop(columns=timings).sort_values(["run", "table"], kind="stable")
                      .reset_index(drop=True) for frame in (local, remote))
     pd.testing.assert_frame_equal(local, remote)
+
+
+# ------------------------------------------------------------------ faults (issue 15, item 7)
+
+
+@pytest.mark.parametrize("name", ["../..", "a/b", ".hidden", "..", "a\\b"])
+def test_grid_name_that_is_not_a_plain_folder_name_is_rejected(tmp_path, name):
+    with pytest.raises(ValueError, match=r"`name` names a folder and must be a plain name"):
+        sweep.grid_from_mapping({"name": name, "notebook": OVERVIEW, "parameters": {"seed": 0}},
+                                name="g", root=ROOT)
+
+
+def test_grid_out_with_dotdot_is_rejected():
+    with pytest.raises(ValueError, match=r"`out` must stay inside the checkout"):
+        sweep.grid_from_mapping({"notebook": OVERVIEW, "parameters": {"seed": 0}, "out": "../../x"},
+                                name="g", root=ROOT)
+
+
+def test_second_sweep_on_the_same_folder_is_refused(tmp_path):
+    grid = sweep.grid_from_mapping({"notebook": OVERVIEW, "parameters": {"seed": 0}}, name="g",
+                                   root=ROOT, out=tmp_path / "out")
+    holder = sweep._lock(grid.out)
+    try:
+        with pytest.raises(ValueError, match=r"another sweep \(pid \d+\) is running on"):
+            sweep.run_sweep(grid, jobs=1)
+    finally:
+        holder.close()
+
+
+def test_unwritable_out_gives_the_reason(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    grid = sweep.grid_from_mapping({"notebook": OVERVIEW, "parameters": {"seed": 0}}, name="g",
+                                   root=ROOT, out=blocker / "out")
+    with pytest.raises(ValueError, match=r"cannot write to the sweep folder .*a-file/out: Not a directory"):
+        sweep.run_sweep(grid, jobs=1)
+
+
+def test_damaged_run_record_is_named_and_rerun(tmp_path, capsys):
+    folder = tmp_path / "nb-0123"
+    folder.mkdir()
+    (folder / "run.json").write_text('{"status": "do')
+    with pytest.raises(ValueError, match=r"nb-0123/run.json is damaged .*delete .*nb-0123 to run it again"):
+        sweep.read_record(folder)
+    assert sweep.run_status(folder) == "pending"
+    assert "nb-0123/run.json is damaged" in capsys.readouterr().err
+
+
+def test_collect_refuses_a_record_pointing_outside_the_sweep(tmp_path):
+    folder = tmp_path / "sweep" / "nb-0123"
+    write_json(folder / "run.json", {"status": "done", "key": "nb-0123", "notebook": "notebooks/x.py",
+                                     "profile": "../../../etc", "parameters": {}, "wall_s": 1.0})
+    with pytest.raises(ValueError, match=r"points outside its run folder"):
+        sweep.collect(tmp_path / "sweep")
+
+
+def test_a_dead_worker_is_reported_with_its_error(tmp_path, monkeypatch):
+    from ncbook.pipeline import executors
+
+    grid = sweep.grid_from_mapping({"notebook": OVERVIEW, "parameters": {"seed": 0}}, name="g",
+                                   root=ROOT, out=tmp_path / "out")
+
+    def dying_pool(runs, grid, jobs, on_result):
+        for run in runs:
+            on_result(run, executors.died(MemoryError("out of memory\nmore")))
+
+    monkeypatch.setattr(sweep, "_run_local", dying_pool)
+    report = sweep.run_sweep(grid, jobs=1)
+    assert report.count("pending") == 1
+    assert list(report.errors.values()) == ["worker died: MemoryError: out of memory"]
+
+
+def test_tables_are_world_readable(tmp_path):
+    path = sweep.write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+    assert path.stat().st_mode & 0o777 == 0o644

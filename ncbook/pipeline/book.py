@@ -1,13 +1,16 @@
 """Assemble the book's source before `jupyter-book build`:
 
     python -m ncbook.pipeline.book prepare --profile smoke
+    python -m ncbook.pipeline.book stale --profile full     # stems whose stored result is stale
 
 1. copy one executed notebook per ``notebooks/<stem>.py`` to ``book/executed/``: the stored
    full-profile run ``results/full/<stem>/<stem>.ipynb`` when it exists (written by ``make full``
-   and committed), else ``_executed/<profile>/<stem>.ipynb``; each page's banner says which;
+   and committed), else ``_executed/<profile>/<stem>.ipynb``; a chapter is taken only with the
+   ``provenance.json`` of the same run, and its provenance note is redrawn, saying when the stored
+   result no longer matches the notebook, its parameters file or the ncbook code;
 2. copy MathJax from the ``sphinx-mathjax-offline`` package to ``book/_extra/_static/mathjax`` so
    equations render with no network (``html_extra_path`` copies it without injecting scripts);
-3. write ``book/report.md``, the reproduction report: every claim of every ledger.
+3. write ``book/report.md``, the reproduction report (``ncbook.pipeline.report``).
 """
 
 from __future__ import annotations
@@ -17,12 +20,23 @@ import importlib.metadata
 import json
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import Any
 
 from ncbook._runtime import PROFILES, repo_root
-from ncbook.claims import load, short
+from ncbook.pipeline import provenance
+
+PROVENANCE_TAG = "ncbook-provenance"
+
+
+@dataclass(frozen=True)
+class Chapter:
+    stem: str
+    profile: str  # the profile of the run it renders
+    notebook: Path  # the executed notebook
+    record: dict[str, Any]  # its provenance.json
+    stale: tuple[str, ...]  # what changed since it ran (empty: current)
 
 
 def mathjax_source() -> Path:
@@ -45,22 +59,59 @@ def stored_full_run(stem: str, root: Path) -> Path:
     return root / "results" / "full" / stem / f"{stem}.ipynb"
 
 
-def copy_executed(profile: str, root: Path) -> dict[str, str]:
-    """Copy the notebook each chapter renders; return {stem: profile it came from}."""
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} cannot be read ({error}); rerun the notebook to rewrite it") from error
+
+
+def find_chapter(stem: str, profile: str, root: Path) -> Chapter | None:
+    """The run ``stem``'s chapter renders (stored full run first), or None when none has finished.
+
+    Raises ``ValueError`` when an executed notebook is not matched by the results of the same run."""
+    for notebook, used in ((stored_full_run(stem, root), "full"),
+                           (root / "_executed" / profile / f"{stem}.ipynb", profile)):
+        if not notebook.is_file():
+            continue
+        folder = root / "results" / used / stem
+        record = _read_json(folder / "provenance.json") if (folder / "provenance.json").is_file() else None
+        ran = (_read_json(notebook).get("metadata", {}).get("ncbook") or {}).get("run_id")
+        claims = _read_json(folder / "claims.json") if (folder / "claims.json").is_file() else None
+        if not isinstance(claims, list) or record is None or record.get("run_id") != ran:
+            raise ValueError(f"{notebook} has no matching claims.json and provenance.json in {folder} "
+                             f"(an interrupted or older run); rerun it: ncbook run notebooks/{stem}.py "
+                             f"--profile {used}")
+        return Chapter(stem, used, notebook, record, tuple(provenance.stale_reasons(record, root)))
+    return None
+
+
+def stale_stems(profile: str, root: Path) -> list[str]:
+    """Notebooks whose stored ``results/<profile>/<stem>/`` no longer matches the tree."""
+    stems = []
+    for source in sorted((root / "notebooks").glob("*.py")):
+        path = root / "results" / profile / source.stem / "provenance.json"
+        if path.is_file() and provenance.stale_reasons(_read_json(path), root):
+            stems.append(source.stem)
+    return stems
+
+
+def copy_executed(chapters: list[Chapter], root: Path) -> None:
+    """Copy each chapter's notebook to book/executed/ with its provenance note redrawn."""
+    import nbformat
+
     target = root / "book" / "executed"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
-    chosen = {}
-    for source in sorted((root / "notebooks").glob("*.py")):
-        stem = source.stem
-        candidates = [(stored_full_run(stem, root), "full"),
-                      (root / "_executed" / profile / f"{stem}.ipynb", profile)]
-        for path, used in candidates:
-            if path.is_file():
-                shutil.copy2(path, target / f"{stem}.ipynb")
-                chosen[stem] = used
-                break
-    return chosen
+    for chapter in chapters:
+        node = nbformat.read(str(chapter.notebook), as_version=4)
+        node.cells = [cell for cell in node.cells
+                      if PROVENANCE_TAG not in cell.metadata.get("tags", [])
+                      and "injected-parameters" not in cell.metadata.get("tags", [])]
+        note = nbformat.v4.new_markdown_cell(provenance.banner_markdown(chapter.record, list(chapter.stale)))
+        note.metadata["tags"] = [PROVENANCE_TAG]
+        node.cells.insert(1, note)
+        nbformat.write(node, str(target / f"{chapter.stem}.ipynb"))
 
 
 def copy_mathjax(root: Path) -> None:
@@ -68,21 +119,6 @@ def copy_mathjax(root: Path) -> None:
     if not (target / "tex-chtml.js").is_file():
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(mathjax_source(), target)
-
-
-def collect_claims(chosen: dict[str, str], root: Path) -> pd.DataFrame:
-    """Every claim of the ledgers behind the rendered chapters, one row each."""
-    rows = []
-    for stem, profile in sorted(chosen.items()):
-        path = root / "results" / profile / stem / "claims.json"
-        if path.is_file():
-            rows += [{**record, "notebook": stem, "profile": profile} for record in load(path)]
-    return pd.DataFrame(rows)
-
-
-def _cell(value: object) -> str:
-    text = str(value).replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= 90 else text[:87] + "..."
 
 
 def chapter_title(notebook: Path) -> str:
@@ -97,63 +133,44 @@ def chapter_title(notebook: Path) -> str:
     return notebook.stem
 
 
-def report_markdown(claims: pd.DataFrame, titles: dict[str, str] | None = None) -> str:
-    lines = [
-        "# Reproduction report",
-        "",
-        "Every claim checked by every chapter, read from "
-        "`results/<profile>/<notebook>/claims.json` of the run each chapter renders (its profile is "
-        "named in each section). A claim passes when the measured value is "
-        "within the stated tolerance of the prediction (`rel`: relative error, `abs`: absolute error, "
-        "`upper`: measured at most the tolerance, `lower`: measured at least the tolerance).",
-        "",
-    ]
-    if claims.empty:
-        return "\n".join([*lines, "No ledger has been written yet.", ""])
-    passed = int(claims["passed"].sum())
-    lines += [f"**{passed} of {len(claims)} claims pass.**", ""]
-    for notebook, group in claims.groupby("notebook", sort=True):
-        ok = int(group["passed"].sum())
-        title = (titles or {}).get(notebook, notebook)
-        lines += [
-            f"## {title}",
-            "",
-            f"{{doc}}`Chapter <executed/{notebook}>`: {ok} of {len(group)} claims pass "
-            f"({group['profile'].iloc[0]} profile).",
-            "",
-            "| claim | paper | predicted | measured | tolerance | verdict |",
-            "|---|---|---|---|---|---|",
-        ]
-        for row in group.itertuples():
-            verdict = "pass" if row.passed else "**FAIL**"
-            lines.append(
-                f"| {_cell(row.claim)} | {row.paper} | {_cell(short(row.predicted))} | "
-                f"{_cell(short(row.measured))} | {row.kind} {row.tolerance:.1e} | {verdict} |"
-            )
-        lines.append("")
-    return "\n".join(lines)
-
-
 def prepare(profile: str) -> None:
+    from ncbook.pipeline.report import ChapterClaims, report_markdown
+
     root = repo_root()
-    chosen = copy_executed(profile, root)
-    missing = sorted(p.stem for p in (root / "notebooks").glob("*.py") if p.stem not in chosen)
+    stems = [p.stem for p in sorted((root / "notebooks").glob("*.py"))]
+    chapters = [c for c in (find_chapter(stem, profile, root) for stem in stems) if c is not None]
+    missing = sorted(set(stems) - {c.stem for c in chapters})
     if missing:
         raise SystemExit(f"not executed yet: {', '.join(missing)}; run `make notebooks`")
+    copy_executed(chapters, root)
     copy_mathjax(root)
-    claims = collect_claims(chosen, root)
-    titles = {stem: chapter_title(root / "book" / "executed" / f"{stem}.ipynb") for stem in chosen}
-    (root / "book" / "report.md").write_text(report_markdown(claims, titles), encoding="utf-8")
-    full = sum(used == "full" for used in chosen.values())
-    print(f"book: {len(chosen)} notebooks ({full} from stored full runs), {len(claims)} claims")
+    claims = [ChapterClaims(c.stem, chapter_title(c.notebook), c.profile,
+                            _read_json(root / "results" / c.profile / c.stem / "claims.json"),
+                            c.record.get("commit", "unknown") if c.stale else None)
+              for c in chapters]
+    (root / "book" / "report.md").write_text(report_markdown(claims), encoding="utf-8")
+    full = sum(c.profile == "full" for c in chapters)
+    stale = [c.stem for c in chapters if c.stale]
+    print(f"book: {len(chapters)} notebooks ({full} from stored full runs), "
+          f"{sum(len(c.records) for c in claims)} claims"
+          + (f"; stale: {', '.join(stale)}" if stale else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="prepare the book's source before building it")
-    parser.add_argument("command", choices=["prepare"])
-    parser.add_argument("--profile", default="smoke", choices=PROFILES)
+    parser.add_argument("command", choices=["prepare", "stale"],
+                        help="prepare: book/executed and book/report.md; stale: list stale stored results")
+    parser.add_argument("--profile", default="smoke", choices=PROFILES,
+                        help="the profile of the runs to render or check (default: smoke)")
     args = parser.parse_args(argv)
-    prepare(args.profile)
+    try:
+        if args.command == "stale":
+            print("\n".join(stale_stems(args.profile, repo_root())))
+        else:
+            prepare(args.profile)
+    except ValueError as error:
+        print(f"book: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,11 +1,4 @@
-"""The ``ncbook`` command: sweeps of notebook runs and their collected results.
-
-    ncbook sweep sweeps/smoke.yaml [--executor local|ray] [--jobs N] [--out DIR] [--address ADDR]
-    ncbook collect sweeps/smoke.yaml|DIR [--out table.csv|table.parquet]
-
-``sweep`` exits with status 1 when a run failed, 2 when the grid is invalid (nothing ran) and 130
-when interrupted (SIGINT or SIGTERM); running the same command again resumes.
-"""
+"""The ``ncbook`` command: run notebooks, sweeps of notebook runs, and their collected results."""
 
 from __future__ import annotations
 
@@ -15,15 +8,43 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from ncbook.pipeline import sweep
+DESCRIPTION = """\
+Run the book's notebooks and sweeps of them.
+
+commands:
+  run      execute notebooks at a profile's parameters (exploratory with -p)
+  sweep    execute the runs of a grid file that have not finished (resumable)
+  collect  gather the finished runs of a sweep into one table
+
+examples:
+  ncbook run notebooks/00_overview.py                      # smoke profile, strict claims
+  ncbook run notebooks/00_overview.py -p steps 300         # exploratory: own results folder
+  ncbook run notebooks/21_synthetic_balanced.py --profile full --device cuda
+  ncbook sweep sweeps/smoke.yaml --jobs 2
+  ncbook collect sweeps/smoke.yaml --out table.csv
+
+`ncbook sweep` exits with 1 when a run failed, 2 when the grid is invalid (nothing ran) and 130 when
+interrupted; running the same command again resumes.
+"""
+EXECUTORS = ("local", "ray")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ncbook", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    from ncbook import __version__
+    from ncbook.pipeline.run_notebook import parser as run_parser
+
+    parser = argparse.ArgumentParser(prog="ncbook", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ncbook {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{run,sweep,collect}")
+    template = run_parser("ncbook run")
+    commands.add_parser("run", help="execute notebooks at a profile's parameters", parents=[template],
+                        add_help=False, description=template.description, epilog=template.epilog,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     run = commands.add_parser("sweep", help="execute the runs of a grid that have not finished")
     run.add_argument("grid", type=Path, help="a grid file (YAML), e.g. sweeps/smoke.yaml")
-    run.add_argument("--executor", choices=sweep.EXECUTORS, default="local")
+    run.add_argument("--executor", choices=EXECUTORS, default="local",
+                     help="local: a process pool on this machine; ray: a Ray cluster")
     run.add_argument("--jobs", type=int, default=None,
                      help="local executor: runs at once (default: one per visible GPU, else 1)")
     run.add_argument("--out", type=Path, default=None,
@@ -46,10 +67,12 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from ncbook.pipeline import sweep
+
     grid = sweep.load_grid(args.grid, out=args.out)
     if args.dry_run:
         for run in grid.runs:
-            status = (sweep.read_record(grid.out / run.key) or {}).get("status", "pending")
+            status = sweep.run_status(grid.out / run.key)
             print(f"{status:8s} {run.key}  {run.parameters}")
         return 0
     # A scheduler's SIGTERM stops the workers like Ctrl-C does, instead of orphaning them.
@@ -64,6 +87,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
+    from ncbook.pipeline import sweep
+
     if args.source.is_dir():
         folder, table = args.source, sweep.collect(args.source)
     else:
@@ -77,6 +102,10 @@ def _collect(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        from ncbook.pipeline.run_notebook import main as run_main
+
+        return run_main(argv[1:] if argv is not None else sys.argv[2:], prog="ncbook run")
     try:
         return _sweep(args) if args.command == "sweep" else _collect(args)
     except ValueError as error:

@@ -1,14 +1,15 @@
-"""Provenance of an executed notebook: package versions, the device actually used, seed, profile,
-git commit and wall time, shown on every page of the book.
+"""Provenance of an executed notebook: what ran (content hashes of the notebook, its parameters
+file and the ncbook code, plus the git commit), where (device, seed, profile), how long, with which
+packages; and whether a stored result still matches the tree (``stale_reasons``).
 
 The kernel reports its profile, seed and resolved device (``record_setup``, called by
-``profiles.setup``) through
-the file named by ``$NCBOOK_PROVENANCE_FILE``, which the runner sets; the runner adds the rest
-after execution and writes the banner cell (``banner_markdown``) into the executed notebook.
+``profiles.setup``) through the file named by ``$NCBOOK_PROVENANCE_FILE``, which the runner sets; the
+runner adds the rest after execution and writes the note (``banner_markdown``) into the notebook.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -17,18 +18,25 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import torch
+from ncbook._runtime import code_hash
 
 PACKAGES = ("ncbook", "torch", "torchvision", "numpy", "scipy", "pandas", "seaborn", "papermill")
 ENV_FILE = "NCBOOK_PROVENANCE_FILE"
+# What a stored result is compared on, with the words used when it differs.
+HASHED = {"notebook_hash": "notebook source", "params_hash": "parameters file", "code_hash": "ncbook code"}
 
 
-def record_setup(profile: str, device: torch.device, seed: int) -> None:
+def record_setup(profile: str, device: Any, seed: int) -> None:
     """Tell the runner the notebook's profile, seed and device (no-op outside the runner)."""
     path = os.environ.get(ENV_FILE)
     if not path:
         return
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    if device.type == "cuda":
+        import torch
+
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor()
     Path(path).write_text(json.dumps(
         {"profile": profile, "seed": seed, "device": str(device), "device_name": name or "cpu"}
     ))
@@ -56,24 +64,68 @@ def git_commit(root: Path) -> str:
     return f"{commit}+dirty" if dirty else commit
 
 
-def banner_markdown(record: dict[str, Any]) -> str:
-    """The admonition shown at the top of each executed notebook: which profile, and provenance."""
-    if record["profile"] == "full":
-        kind, headline = "note", "Rendered from the **full** (paper-scale) profile."
-    else:
-        kind, headline = "warning", (
-            "Rendered from the **smoke** profile: reduced sizes that run on a CPU in seconds. "
-            "`make full DEVICE=cuda` reruns the paper-scale settings."
-        )
-    versions = ", ".join(f"{name} {version}" for name, version in record["versions"].items())
-    return "\n".join([
-        "```{admonition} Provenance",
-        f":class: {kind}",
-        headline,
-        "",
-        f"- device: `{record['device']}` ({record['device_name']}); seed {record['seed']}",
-        f"- git commit `{record['commit']}`, wall time {record['wall_time_s']:.1f} s, "
-        f"executed {record['executed_at']}",
-        f"- {versions}",
-        "```",
+def file_hash(path: Path) -> str:
+    """SHA-256 (16 hex digits) of a file's bytes; 'absent' when there is no such file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "absent"
+
+
+def fingerprint(root: Path, stem: str, profile: str) -> dict[str, str]:
+    """The content hashes a run of ``notebooks/<stem>.py`` under ``profile`` depends on."""
+    return {
+        "notebook_hash": file_hash(root / "notebooks" / f"{stem}.py"),
+        "params_hash": file_hash(root / "params" / f"{profile}.yml"),
+        "code_hash": code_hash(),
+    }
+
+
+def stale_reasons(record: dict[str, Any], root: Path) -> list[str]:
+    """What changed in the tree since the run ``record`` describes (empty: the result is current).
+
+    A record without hashes (written before they were recorded) is stale: nothing says it matches.
+    """
+    now = fingerprint(root, record.get("notebook", ""), record.get("profile", "smoke"))
+    return [words for key, words in HASHED.items() if record.get(key) != now[key]]
+
+
+def _device_words(record: dict[str, Any]) -> str:
+    device = str(record.get("device", "not reported"))
+    return "GPU" if device.startswith("cuda") else device.upper() if device == "cpu" else device
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    """One line: ``smoke · CPU · seed 0 · 8de46ec · 22 s``."""
+    return " · ".join([
+        str(record["profile"]), _device_words(record), f"seed {record.get('seed', '?')}",
+        str(record.get("commit", "unknown")), f"{record.get('wall_time_s', 0):.0f} s",
     ])
+
+
+def banner_markdown(record: dict[str, Any], stale: list[str] | None = None) -> str:
+    """The collapsed note under a chapter's title: one summary line; profile, device, date, commit,
+    what differs from the paper, parameter overrides and package versions inside."""
+    profile = record["profile"]
+    if record.get("exploratory"):
+        headline = "An exploratory run: parameters differ from the profile (overrides below)."
+    elif profile == "full":
+        headline = "Rendered from the **full** profile (the papers' settings or the stated stand-in)."
+    else:
+        headline = ("Rendered from the **smoke** profile: reduced sizes that run on a CPU in seconds; "
+                    "`make full` reruns the paper-scale settings.")
+    lines = [f"```{{admonition}} Run: {summary_line(record)}", ":class: dropdown note", headline, ""]
+    if stale:
+        lines += [f"**Stored at commit {record.get('commit', 'unknown')}; code changed since** "
+                  f"({', '.join(stale)}): `make stale` reruns it.", ""]
+    lines += [
+        f"- device: `{record.get('device', 'not reported')}` ({record.get('device_name', 'unknown')}); "
+        f"seed {record.get('seed', '?')}",
+        f"- executed {record.get('executed_at', '?')} at commit `{record.get('commit', 'unknown')}` in "
+        f"{record.get('wall_time_s', 0):.1f} s",
+    ]
+    if record.get("paper_differences"):
+        lines.append(f"- differs from the paper: {record['paper_differences']}")
+    overrides = record.get("overrides") or {}
+    if overrides:
+        lines.append("- overrides: " + ", ".join(f"`{k} = {v!r}`" for k, v in overrides.items()))
+    versions = ", ".join(f"{name} {version}" for name, version in (record.get("versions") or {}).items())
+    lines += [f"- {versions}", "```"]
+    return "\n".join(lines)
