@@ -212,7 +212,8 @@ for m in (1, 2):
                       "w_sq_star": theory.w_norm_sq[0]})
 sweep = pd.DataFrame(sweep)
 curve = pd.DataFrame([{"M": m, "ratio": r, "w_sq_star": nc.theory.mse_minimizer(
-    counts, m, *(2 * [nc.theory.lambda_for_beta(r * nc.theory.beta_star(m), n_per_class, N, m)])).w_norm_sq[0]}
+    counts, m, **dict.fromkeys(["lambda_W", "lambda_H"],
+                               nc.theory.lambda_for_beta(r * nc.theory.beta_star(m), n_per_class, N, m))).w_norm_sq[0]}
     for m in (1, 2) for r in np.linspace(0.2, 1.8, 321)])
 
 # %% [markdown]

@@ -248,7 +248,8 @@ for m in sweep_depths:
                  measured=np.abs(gap["code"] - gap["global"])[~in_window].max(), tolerance=1e-12, kind="abs", paper="ours")
     ledger.check(f"M={m}: inside the windows the code-rule loss is higher", predicted=0.0,
                  measured=(gap["code"] - gap["global"])[in_window].min(), tolerance=0.0, kind="lower", paper="ours")
-    below = nc.theory.mse_minimizer(counts, m, *(2 * [thresholds[m]["lambda_global"].iloc[-1] * (1 - 1e-9)]))
+    lam_below = thresholds[m]["lambda_global"].iloc[-1] * (1 - 1e-9)
+    below = nc.theory.mse_minimizer(counts, m, lambda_W=lam_below, lambda_H=lam_below)
     ledger.check(f"M={m}: just below beta*, the smallest class has w.h = (M-1)/M (a jump)", predicted=(m - 1) / m,
                  measured=below.wh[-1], tolerance=1e-6)
 ledger.check("sweep: best L-BFGS loss equals the global-rule f* at every lambda", predicted=dots["f_star"],

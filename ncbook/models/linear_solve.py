@@ -95,24 +95,24 @@ def solve(
     kick = check_float("kick", kick, low=0.0, low_open=True)
     count = len(init_std) if isinstance(init_std, Sequence) else 1
     scales = check_float_list("init_std", init_std, count, low=0.0, low_open=True)
-    factors = [check_float(f"continuation[{i}]", f, low=0.0, low_open=True) for i,
-               f in enumerate(continuation)]
+    factors = [check_float(f"continuation[{i}]", factor, low=0.0, low_open=True)
+               for i, factor in enumerate(continuation)]
     settings = asdict(config)
-    traces, models = [], []
-    for start in range(starts):
+
+    def make(start: int) -> DeepLinearUFM:
         model = make_deep_linear_ufm(spec, init_std=scales[start % len(scales)], seed=seed + start,
                                      dtype=dtype, device=device)
         if start % 2 == 1 and factors:
             optimize.continuation(model, factors, **(settings | {"steps": max(1, config.steps // 4)}))
+        return model
 
-        def monitor(model: DeepLinearUFM) -> pd.DataFrame | dict:
-            return model.layer_table(reference) if track else {}
+    def monitor(model: DeepLinearUFM) -> pd.DataFrame | dict:
+        return model.layer_table(reference) if track else {}
 
-        trace = minimize(model, monitor=monitor, description=f"start {start + 1}", **settings)
-        traces.append(_hop(trace, hops, kick, seed + start, monitor, settings))
-        models.append(model)
+    runs = optimize.multi_start(make, starts, monitor=monitor, **settings)
+    traces = [_hop(trace, hops, kick, seed + i, monitor, settings) for i, trace in enumerate(runs.traces)]
     best = int(np.argmin([t.final_loss for t in traces]))
-    return SolveResult(model=_detached(models[best]), traces=tuple(traces), best_start=best)
+    return SolveResult(model=_detached(traces[best].model), traces=tuple(traces), best_start=best)
 
 
 def _hop(trace: Trace, hops: int, kick: float, seed: int, monitor, settings: dict) -> Trace:
