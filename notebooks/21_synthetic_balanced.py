@@ -135,9 +135,10 @@ K = len(n_per_class)
 # global minimizer for MSE, and for cross-entropy the two critical points we know in closed form,
 # the simplex ETF and the *orthoplex* (class means $\pm e_j$ in $K/2$ dimensions, rank $K/2$). For
 # each cross-entropy run we declare, before training, what it must reach: the ETF when $M = 1$
-# (there the problem is convex in the logits); for $M \ge 2$ one of the two critical points, the
-# ETF being a local minimum {cite:p}`garrod2024persistence` (their Theorem 4) and the orthoplex the
-# lower one. `gk_scope` marks the depths covered by {prf:ref}`thm-21-gk`; `half_gap` is half the
+# (there the problem is convex in the logits); for $M \ge 2$ one of the two critical points: the
+# ETF stays critical with a positive semi-definite Hessian at small $\lambda$
+# {cite:p}`garrod2024persistence` (their Theorem 4), so gradient descent can stop there, and the
+# orthoplex is the lower one wherever `half_gap` is positive. `gk_scope` marks the depths covered by {prf:ref}`thm-21-gk`; `half_gap` is half the
 # relative gap between the two closed-form losses.
 
 # %%
@@ -265,7 +266,7 @@ plt.show()
 
 # %% [markdown]
 # With one layer every start ends at the simplex ETF ($K-1 = 3$ equal singular values). With more
-# layers the outcome depends on the start: a run can settle at the ETF, a local minimum, or lose a
+# layers the outcome depends on the start: a run can settle at the ETF, where it stops, or lose a
 # second singular value and end at the orthoplex. The table identifies each run's end point by the
 # rank of $W$ (singular values above `ce_rank_rtol` times the largest), then compares its final
 # loss with that point's closed form and with the ETF's:
