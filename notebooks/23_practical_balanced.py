@@ -176,6 +176,7 @@ grid = sns.relplot(data=nc2.replace({"nc2_of_w": "OF", "nc2_etf_w": "ETF"}), x="
                    hue="metric", col="depth", row="bias", kind="line", height=2.4, aspect=1.3)
 grid.set(yscale="log").set_ylabels(r"$\|\mathrm{nrm}(WW^\top) - T\|_F$")
 grid.set_titles(row_template="bias = {row_name}", col_template="$M$ = {col_name}")
+grid.legend.set_title("frame $T$")
 plt.show()
 
 # %% [markdown]
