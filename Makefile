@@ -15,7 +15,7 @@ STEMS := $(basename $(notdir $(NOTEBOOK_SOURCES)))
 EXECUTED := $(STEMS:%=_executed/$(PROFILE)/%.ipynb)
 LIBRARY := $(shell find ncbook -name '*.py') pyproject.toml params/$(PROFILE).yml
 
-.PHONY: setup notebooks book test full stale full-stale clean lint bench gpu-check
+.PHONY: setup notebooks book lab test full stale full-stale clean lint bench gpu-check
 
 setup: $(VENV)/.installed
 
@@ -34,7 +34,14 @@ _executed/$(PROFILE)/%.ipynb: notebooks/%.py $(LIBRARY)
 # Render the executed notebooks and the chapters into book/_build/html (warnings are errors).
 book: notebooks
 	$(BIN)/python -m ncbook.pipeline.book prepare --profile $(PROFILE)
+	rm -rf book/_build/html/_static  # Sphinx does not refresh edited static files on a rebuild
 	$(BIN)/jupyter-book build book -W -n --keep-going --quiet
+
+# JupyterLab on the notebooks: the override makes it open notebooks/*.py as notebooks (jupytext).
+lab: setup
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp .jupyter/lab/settings/overrides.json $(VENV)/share/jupyter/lab/settings/
+	$(BIN)/jupyter lab notebooks/
 
 test: setup
 	$(BIN)/python -m pytest

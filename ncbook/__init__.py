@@ -20,6 +20,7 @@ _SUBMODULES = {
     "models": "ncbook.models",
     "optimize": "ncbook.optimize",
     "plots": "ncbook.plots",
+    "spec": "ncbook.spec",
     "profiles": "ncbook.pipeline.profiles",
     "theory": "ncbook.theory",
     "train": "ncbook.train",

@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 
 from ncbook._checks import check_choice
-from ncbook._io import FILE_MODE
+from ncbook._io import save_torch
 from ncbook._runtime import PROFILES, code_hash, repo_root
 
 FORMAT = 2  # checkpoint layout version: 2 adds the code hash and the digest of the state
@@ -40,7 +39,7 @@ def identity(data: Any, net: Any, config: Any) -> dict[str, Any]:
     return {"config": asdict(config), "net": asdict(net), "data": signature, "code": code_hash()}
 
 
-def checkpoint_path(profile: str, notebook: str, name: str, run_identity: dict[str, Any]) -> Path:
+def path_for(profile: str, notebook: str, name: str, run_identity: dict[str, Any]) -> Path:
     """``checkpoints/<profile>/<notebook>/<name>-<digest>.pt`` under ``$NCBOOK_CHECKPOINTS`` or the
     checkout (git-ignored: large, never committed). The digest of the identity gives a changed run,
     or the same run with changed code, a fresh file, so only an identical run resumes."""
@@ -57,16 +56,7 @@ def save(path: Path, run_identity: dict[str, Any], state: dict[str, Any]) -> Non
     torch.save({**run_identity, **state}, buffer)
     payload = buffer.getvalue()
     envelope = {"format": FORMAT, "digest": hashlib.sha256(payload).hexdigest(), "payload": payload}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(envelope, tmp)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_torch(path, envelope)  # atomic: a kill mid-write leaves the previous checkpoint intact
 
 
 def _unreadable(error: BaseException) -> str:

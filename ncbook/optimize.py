@@ -53,6 +53,7 @@ from ncbook._runtime import progress_disabled
 __all__ = [
     "COLUMNS",
     "METHODS",
+    "monitor_rows",
     "STATUSES",
     "MinimizeConfig",
     "MultiStart",
@@ -190,7 +191,7 @@ def minimize(
                         (step, 0, "seconds", time.perf_counter() - began)])
         if monitor is not None:
             with torch.no_grad():
-                records.extend((step, *row) for row in _monitor_rows(monitor(model)))
+                records.extend((step, *row) for row in monitor_rows(monitor(model)))
         return loss, norm
 
     loss, norm = log(0)
@@ -218,7 +219,7 @@ def _optimiser(params: list[torch.Tensor], config: MinimizeConfig) -> torch.opti
                              tolerance_change=0.0, history_size=50, line_search_fn="strong_wolfe")
 
 
-def _monitor_rows(out: Any) -> list[tuple[int, str, float]]:
+def monitor_rows(out: Any) -> list[tuple[int, str, float]]:
     """(layer, metric, value) rows from a monitor's mapping or DataFrame."""
     if isinstance(out, pd.DataFrame):
         missing = {"layer", "metric", "value"} - set(out.columns)

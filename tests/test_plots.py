@@ -55,7 +55,8 @@ def test_facet_lines_draws_references_in_their_panels_and_colours():
         {"metric": "nc1", "depth": 1, "layer": 1, "value": 0.0},  # at the floor: not drawn
         {"metric": "loss", "depth": 1, "layer": 1, "value": 0.5},  # no such panel: ignored
     ])
-    grid = plots.facet_lines(_curves(), row="metric", col="depth", hue="layer", reference=reference)
+    grid = plots.facet_lines(_curves(), row="metric", col="depth", hue="layer", reference=reference,
+                             labels={})
     assert _dashed(grid.axes_dict[("w_of", 3)]) == pytest.approx([0.1, 0.3])
     assert _dashed(grid.axes_dict[("nc1", 1)]) == []
     assert _dashed(grid.axes_dict[("w_of", 1)]) == []
@@ -108,9 +109,50 @@ def test_layer_gram_heatmaps_shows_each_normalised_gram():
     w = [torch.eye(3) * 4.0, torch.eye(3)]
     h = [torch.eye(3), torch.ones(3, 3) + torch.eye(3)]
     fig = plots.layer_gram_heatmaps(w, h)
-    axes = np.array(fig.axes).reshape(2, 2)
-    assert [ax.get_title() for ax in axes.ravel()] == ["W, layer 1", "W, layer 2", "H, layer 1", "H, layer 2"]
+    axes = np.array(fig.axes).reshape(2, 2)  # one row per layer: W | H
+    assert [ax.get_title() for ax in axes.ravel()] == ["W, layer 1", "H, layer 1", "W, layer 2", "H, layer 2"]
     # the annotation of the top-left diagonal entry is nrm(4 I)[0, 0] = 1/sqrt(3)
     assert axes[0, 0].texts[0].get_text() == f"{1 / np.sqrt(3):.2f}"
     with pytest.raises(ValueError, match="one matrix per layer each, got 2 and 1"):
         plots.layer_gram_heatmaps(w, h[:1])
+
+
+def test_facet_lines_labels_metric_keys_with_math_by_default():
+    grid = plots.facet_lines(_curves(), row="metric", col="depth", hue="layer")
+    assert set(grid.axes_dict) == {(plots.METRIC_LABELS[m], d) for m in ("nc1", "w_of") for d in (1, 3)}
+    assert grid.axes[-1, 0].get_xlabel() == "iteration"
+
+
+def test_every_metric_label_is_valid_mathtext():
+    from matplotlib.mathtext import MathTextParser
+
+    parser = MathTextParser("path")
+    for key, text in plots.METRIC_LABELS.items():
+        for piece in text.split("$")[1::2]:
+            parser.parse(f"${piece}$")  # raises ValueError on a TeX typo
+        assert text.count("$") % 2 == 0, key
+
+
+def test_facet_lines_wraps_or_narrows_to_the_text_column():
+    rows = [{"depth": d, "step": s, "value": 1.0 / (s + 1), "metric": m}
+            for d in (1, 2, 3, 4) for s in range(3) for m in ("nc1", "w_of")]
+    data = pd.DataFrame(rows)
+    wrapped = plots.facet_lines(data.query("metric == 'nc1'"), col="depth")
+    assert len(wrapped.axes.ravel()) == 4
+    assert len({round(ax.get_position().x0, 3) for ax in wrapped.axes.ravel()}) == plots.MAX_COLUMNS
+    assert wrapped.figure.get_size_inches()[0] <= plots.TEXT_WIDTH + 0.5  # + the legend
+    narrowed = plots.facet_lines(data, row="metric", col="depth")
+    assert narrowed.axes.shape == (2, 4)
+    assert narrowed.figure.get_size_inches()[0] <= plots.TEXT_WIDTH + 0.5
+
+
+def test_theme_sets_the_palette_and_column_width_and_rejects_bad_scales():
+    plots.theme()
+    colours = [matplotlib.colors.to_hex(c) for c in plt.rcParams["axes.prop_cycle"].by_key()["color"]]
+    assert colours[:3] == [c.lower() for c in plots.PALETTE[:3]]
+    assert plt.rcParams["figure.figsize"][0] == plots.TEXT_WIDTH
+    for bad in (0, -1.0, float("nan"), "big"):
+        with pytest.raises(ValueError, match="`font_scale` must be a positive number"):
+            plots.theme(bad)
+    matplotlib.rcdefaults()
+    matplotlib.use("Agg")

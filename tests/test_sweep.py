@@ -127,7 +127,7 @@ def test_notebook_needs_exactly_one_parameters_cell(tmp_path):
 
 def test_parameters_cell_is_read_from_the_notebook():
     names = sweep.notebook_parameters(ROOT / OVERVIEW)
-    assert names[:3] == ("profile", "device", "seed") and "steps" in names and "np" not in names
+    assert list(names)[:3] == ["profile", "device", "seed"] and "steps" in names and "np" not in names
 
 
 def test_executor_options_are_checked(tmp_path):

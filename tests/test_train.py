@@ -121,15 +121,17 @@ def _numpy(targets: list) -> list:
 
 
 def test_layer_gof_targets_reproduce_the_spec_numbers():
-    # paper-a.md Section 2.4 (M = 1, ns = [40, 20, 10, 5], lambda = 0.03; class 4 collapses).
-    shallow = _numpy(nc.train.layer_gof_targets(nc.theory.mse_minimizer([40, 20, 10, 5], 1, 0.03, 0.03)))
+    # M = 1, ns = [40, 20, 10, 5], lambda = 0.03: the smallest class collapses.
+    theory = nc.theory.mse_minimizer([40, 20, 10, 5], 1, lambda_W=0.03, lambda_H=0.03)
+    shallow = _numpy(nc.train.layer_gof_targets(theory))
     assert np.allclose(shallow[0].classifier_sq, [4.07455532, 2.22213595, 0.91227766, 0], atol=1e-7)
     assert np.allclose(shallow[0].means_sq, [0.10186388, 0.1111068, 0.09122777, 0], atol=1e-7)
     assert np.allclose(shallow[0].inner, [0.64424376, 0.49688471, 0.28848753, 0], atol=1e-7)
     # Section 2.5, M = 3 with unequal lambdas: the same W_M..W_m Hbar_m diagonal at every layer, and
     # the layer grams scale by tau_k / lambda_W[j] per layer crossed.
     lam = (0.004, 0.008, 0.002)
-    deep = _numpy(nc.train.layer_gof_targets(nc.theory.mse_minimizer([40, 20, 10, 5], 3, lam, 0.006)))
+    theory = nc.theory.mse_minimizer([40, 20, 10, 5], 3, lambda_W=lam, lambda_H=0.006)
+    deep = _numpy(nc.train.layer_gof_targets(theory))
     tau = np.array([0.01101457, 0.00919253, 0.00762839, 0.00626251])
     for m, target in enumerate(deep):
         assert np.allclose(target.inner, [0.97890258, 0.96424994, 0.93907523, 0.89504731], atol=1e-7)
@@ -138,12 +140,13 @@ def test_layer_gof_targets_reproduce_the_spec_numbers():
         later = np.prod([tau / lam[j] for j in range(m, 3)], axis=0)
         assert np.allclose(target.classifier_sq, later, rtol=1e-6)
     with pytest.raises(ValueError, match="`minimizer` must be bias-free"):
-        nc.train.layer_gof_targets(nc.theory.mse_minimizer([5, 5], 1, 0.01, 0.01, bias=True))
+        biased = nc.theory.mse_minimizer([5, 5], 1, lambda_W=0.01, lambda_H=0.01, bias=True)
+        nc.train.layer_gof_targets(biased)
 
 
 def test_gof_targets_are_used_per_layer():
     data = _toy()
-    theory = nc.theory.mse_minimizer([12, 12, 12], 2, 1e-3, 1e-3)
+    theory = nc.theory.mse_minimizer([12, 12, 12], 2, lambda_W=1e-3, lambda_H=1e-3)
     targets = nc.train.layer_gof_targets(theory)
     config = TrainConfig(epochs=1, batch_size=0, optimizer="adam")
     h = fit(data, _net(depth=2), config, gof=targets).history

@@ -1,48 +1,23 @@
-"""Streaming NC statistics: ``NCAccumulator`` (update / merge / compute) and ``nc_metrics``.
+"""``NCAccumulator`` (update / merge / compute) and ``nc_metrics``: exact streaming NC statistics
+with memory independent of N (used in chapters 23, 24 and 33 through ``ncbook.train``).
 
-State (float64, memory independent of N): class counts n_k, class means mu_k (K, d), the
-within-class scatter S_W = sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T (d, d) and per-class spreads
-sum_{i in k} ||h_i - mu_k||^2 (K,). Each batch costs one product R^T R (d, d) of the residuals
-R = h_i - c_{y_i} around a per-class shift c (the running means), so offsets never cancel (on CPU
-only its upper block rows are computed: about 0.8 of a GEMM's time). The batch's centred moments
-then join the state by Chan, Golub and LeVeque's parallel formula
-S = S_a + S_b + sum_k (n_a n_b / n) (mu_b - mu_a)(mu_b - mu_a)^T, the same rule as ``merge``.
+S_W = sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T is accumulated as shifted, scaled moments whose
+sum over batches, workers or processes is a plain sum (``ncbook.metrics.moments``); ``compute``
+turns them into every metric (``ncbook.metrics.report``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ncbook._checks import check_choice, check_float, check_int
-from ncbook.geometry import (
-    DegenerateError,
-    GOFTargets,
-    as_float64,
-    general_orthogonal_frame,
-    gof_targets_from_counts,
-    gram_distance,
-    normalized,
-    orthogonal_frame,
-    simplex_etf,
-)
-from ncbook.metrics.functional import (
-    WEIGHTINGS,
-    between_class,
-    cdnv_from,
-    nc1_from_scatter,
-    nc2_equiangle,
-    nc2_equinorm,
-    nc2_maxangle,
-    nc3_self_duality,
-    numerical_rank,
-)
+from ncbook.geometry import GOFTargets, as_float64
+from ncbook.metrics import moments
+from ncbook.metrics.functional import WEIGHTINGS
 from ncbook.metrics.inputs import (
-    CHUNK_ROWS,
     as_tensor,
     check_counts,
     check_features,
@@ -50,17 +25,9 @@ from ncbook.metrics.inputs import (
     check_labels,
     infer_num_classes,
 )
+from ncbook.metrics.report import METRIC_KEYS, metrics_from_moments
 
 __all__ = ["METRIC_KEYS", "NCAccumulator", "NCOptions", "nc_metrics"]
-
-# Every key of ``NCAccumulator.compute``; classifier metrics are NaN without a classifier, NC4 and
-# the NCC error are NaN until ``update_ncc`` has seen data.
-METRIC_KEYS = (
-    "num_samples", "nc1", "cdnv", "nc2_equinorm", "nc2_equiangle", "nc2_maxangle", "nc2_etf",
-    "nc2_of", "nc2_gof", "rank", "rank_centered", "nc2_equinorm_w", "nc2_equiangle_w",
-    "nc2_maxangle_w", "nc2_etf_w", "nc2_of_w", "nc2_gof_w", "nc3", "nc3_etf", "nc3_of", "nc3_gof",
-    "nc3_sub", "nc3_gof_sub", "nc4", "ncc_error", "means_error",
-)  # fmt: skip
 
 _GEMM_DTYPES = (None, torch.float32, torch.float64)
 
@@ -81,6 +48,10 @@ class NCOptions:
         check_choice("divide_by_k", self.divide_by_k, (True, False))
         check_float("rank_rtol", self.rank_rtol, low=0.0, high=1.0, low_open=True)
         check_choice("gemm_dtype", self.gemm_dtype, _GEMM_DTYPES)
+
+    def gemm_dtype_for(self, features: torch.Tensor) -> torch.dtype:
+        """The dtype of the block products: the option, else float64 for float64 features, else float32."""
+        return self.gemm_dtype or (torch.float64 if features.dtype == torch.float64 else torch.float32)
 
 
 class NCAccumulator:
@@ -114,11 +85,19 @@ class NCAccumulator:
             dtype on shifted residuals, float64 state).
         reference_means: (K, d) class means for ``update_ncc``; settable later.
 
-    Precision: the state is float64. With float32 features the per-batch GEMM runs in float32 on
-    residuals around the running class means, so no offset cancels and the scatter carries a
-    relative error of about 1e-7 of the within-class spread (tested <= 1e-6 against a float64
-    oracle, also at offset 50 and spread 1e-3); ``gemm_dtype=torch.float64`` makes every step
-    float64 at about twice the cost.
+    Cost: rows are buffered into blocks of ``moments.BLOCK_ROWS`` (one R^T R product per block),
+    so 128-row batches cost what 4096-row batches do; the class sums use index_add_, never a
+    one-hot product, so K = 1000 costs what K = 10 does. Nothing is read before ``compute``,
+    ``class_means``, ``within_covariance`` or ``merge``, which flush the buffer.
+
+    Precision: the state is float64 (see ``ncbook.metrics.moments``). With float32 features the
+    block product R^T R runs in float32 on residuals r = 2^e h - c around per-class shifts, so no
+    offset cancels and no square underflows; by the standard bound for a float32 inner product of
+    m terms, every entry of S_W is within gamma_m = m u / (1 - m u) (u = 2^-24, m <= N + 2) of
+    the exact one, relative to sum_i |r_i| |r_i|^T, and NC1 within
+    gamma_m sum_j || |R| |p_j| ||^2 / N, p_j the columns of the projector with Sigma_B^+ = K P P^T
+    (tested against a float64 oracle). ``gemm_dtype=torch.float64`` makes every step float64
+    (then the error is of the order 1e-15) at about twice the cost.
 
     >>> acc = NCAccumulator(2)
     >>> acc.update(torch.tensor([[1.0, 0.0], [3.0, 0.0]]), torch.tensor([0, 0]))
@@ -148,21 +127,17 @@ class NCAccumulator:
     def reset(self) -> None:
         """Forget all data (keeps options and reference means)."""
         self.dim: int | None = None
-        self.counts = torch.zeros(self.num_classes, dtype=torch.float64)  # n_k
-        self.means: torch.Tensor | None = None  # (K, d) mu_k
-        self.scatter: torch.Tensor | None = None  # (d, d) within-class scatter S_W
-        self.spread = torch.zeros(self.num_classes, dtype=torch.float64)  # sum_{i in k} ||h_i - mu_k||^2
+        self._buffer: moments.RowBuffer | None = None
+        self.counts = torch.zeros(self.num_classes, dtype=torch.float64)  # n_k (flushed rows)
         self.ncc_seen = 0  # samples seen by update_ncc
         self.ncc_wrong = 0  # NCC decision != label
         self.logits_seen = 0  # samples with logits
         self.ncc_mismatch = 0  # NCC decision != argmax logits
 
-    def _init_state(self, dim: int, device: torch.device) -> None:
+    def _init_state(self, dim: int, device: torch.device, dtype: torch.dtype) -> None:
         self.dim = dim
-        self.counts = self.counts.to(device)
-        self.spread = self.spread.to(device)
-        self.means = torch.zeros(self.num_classes, dim, dtype=torch.float64, device=device)
-        self.scatter = torch.zeros(dim, dim, dtype=torch.float64, device=device)
+        moments.empty_state(self, self.num_classes, dim, device)
+        self._buffer = moments.RowBuffer(dim, dtype, device)
 
     def update(self, features: Any, labels: Any) -> None:
         """Add a batch: ``features`` (B, d) floating, ``labels`` (B,) integers in [0, K)."""
@@ -171,52 +146,12 @@ class NCAccumulator:
         if x.shape[0] == 0:
             return
         if self.dim is None:
-            self._init_state(x.shape[1], x.device)
-        for start in range(0, x.shape[0], CHUNK_ROWS):
-            rows = slice(start, start + CHUNK_ROWS)
-            self._update_chunk(x[rows].to(self.counts.device), y[rows].to(self.counts.device))
+            self._init_state(x.shape[1], x.device, self.options.gemm_dtype_for(x))
+        moments.push(self, self._buffer, x, y)
 
-    def _update_chunk(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        k = self.num_classes
-        dtype = self.options.gemm_dtype or (torch.float64 if x.dtype == torch.float64 else torch.float32)
-        onehot = torch.nn.functional.one_hot(y, k).to(dtype)  # (B, K)
-        n_b = onehot.sum(0).to(torch.float64)
-        shift = self.means.clone()  # (K, d) float64
-        new = (self.counts == 0) & (n_b > 0)
-        if bool(new.any()):  # a first sighting: shift by the batch mean so offsets cancel exactly
-            sums = torch.zeros_like(shift).index_add_(0, y, x.to(torch.float64))
-            shift[new] = sums[new] / n_b[new, None]
-        shift = shift.to(dtype)  # the shift actually subtracted, kept exactly in float64 below
-        # h_i - c_{y_i} as x - onehot @ c: one fused pass, bitwise equal to a gather and subtract
-        residual = torch.addmm(x.to(dtype), onehot, shift, alpha=-1)  # (B, d)
-        gram = _symmetric_gram(residual).to(torch.float64)  # (d, d): the one large product
-        sums = (onehot.T @ residual).to(torch.float64)  # (K, d)
-        row_sq = torch.linalg.vector_norm(residual, dim=1).to(torch.float64).square()
-        spread = torch.zeros(k, dtype=torch.float64, device=x.device).index_add_(0, y, row_sq)
-        if not bool(torch.isfinite(gram.diagonal()).all()):
-            check_finite("features", x)  # NaN or inf in the input itself
-            raise ValueError(
-                f"`features` are finite but their {dtype} products overflow (max |x| = "
-                f"{float(x.abs().max()):.3g}); pass gemm_dtype=torch.float64 or rescale them"
-            )
-        seen = n_b > 0
-        inv = torch.where(seen, 1 / n_b.clamp(min=1), 0.0)
-        means_b = shift.to(torch.float64) + sums * inv[:, None]
-        scatter_b = gram - sums.T @ (sums * inv[:, None])
-        spread_b = spread - sums.square().sum(1) * inv
-        self._join(n_b, means_b, scatter_b, spread_b)
-
-    def _join(self, n_b: torch.Tensor, mu_b: torch.Tensor, s_b: torch.Tensor, q_b: torch.Tensor) -> None:
-        """Chan's parallel update of the centred moments with another set (n_b, mu_b, S_b, q_b)."""
-        n_a = self.counts
-        n = n_a + n_b
-        delta = mu_b - self.means  # (K, d)
-        frac = torch.where(n > 0, n_b / n.clamp(min=1), 0.0)
-        weight = n_a * frac  # n_a n_b / n, zero when either side is empty
-        self.means = self.means + delta * frac[:, None]
-        self.scatter = self.scatter + s_b + delta.T @ (delta * weight[:, None])
-        self.spread = self.spread + q_b + weight * delta.square().sum(1)
-        self.counts = n
+    def _flush(self) -> None:
+        if self._buffer is not None:
+            moments.flush(self, self._buffer)
 
     def merge(self, other: NCAccumulator) -> NCAccumulator:
         """Add ``other``'s data (same K, options and d) to this accumulator; returns self."""
@@ -226,16 +161,14 @@ class NCAccumulator:
             raise ValueError("`other` has a different number of classes or different options")
         if other.dim is not None:
             if self.dim is None:
-                self._init_state(other.dim, other.counts.device)
+                self._init_state(other.dim, other.counts.device, other._buffer.rows.dtype)
             elif other.dim != self.dim:
                 raise ValueError(f"`other` has dimension {other.dim}, expected {self.dim}")
+            self._flush()
+            other._flush()
             device = self.counts.device
-            self._join(
-                other.counts.to(device),
-                other.means.to(device),
-                other.scatter.to(device),
-                other.spread.to(device),
-            )
+            incoming = _Moments(**{f: getattr(other, f).to(device).clone() for f in _Moments.FIELDS})
+            moments.add_state(self, incoming)
         self.ncc_seen += other.ncc_seen
         self.ncc_wrong += other.ncc_wrong
         self.logits_seen += other.logits_seen
@@ -256,8 +189,10 @@ class NCAccumulator:
         y = check_labels(labels, x.shape[0], self.num_classes, x.device)
         ref = ref.to(x.device)
         centre = ref.mean(0)  # argmin_k ||h - mu_k|| is shift-invariant; centring keeps precision
-        refc = ref - centre
-        score = (x.to(torch.float64) - centre) @ refc.T - 0.5 * refc.square().sum(1)  # (B, K)
+        # and scale-invariant: a power of two keeps the products of tiny or huge features normal
+        factor = 2.0 ** moments.exponent_of(float((ref - centre).abs().max()))
+        refc = (ref - centre) * factor
+        score = ((x.to(torch.float64) - centre) * factor) @ refc.T - 0.5 * refc.square().sum(1)  # (B, K)
         check_finite("features", score)
         decision = score.argmax(1)
         self.ncc_seen += x.shape[0]
@@ -272,19 +207,24 @@ class NCAccumulator:
             self.ncc_mismatch += int((z.to(x.device).argmax(1) != decision).sum())
 
     def class_means(self) -> torch.Tensor:
-        """mu_k, (K, d) float64 (a copy). Raises if a class has no sample."""
+        """mu_k, (K, d) float64 on the CPU (a copy). Raises if a class has no sample."""
         self._check_ready()
-        return self.means.clone()
+        return moments.means_at_scale(self).to("cpu") * 2.0 ** -int(self.exponent)
 
     def within_covariance(self) -> torch.Tensor:
-        """Sigma_W = S_W / N, (d, d) float64."""
-        self._check_ready()
-        return self.scatter / self.counts.sum()
+        """Sigma_W = S_W / N, (d, d) float64 on the CPU (underflows for features below about 1e-154)."""
+        counts, _, scatter, _, exponent = self._moments()
+        return scatter / counts.sum() * 2.0 ** (-2 * exponent)
 
     def _check_ready(self) -> None:
         if self.dim is None:
             raise ValueError("the accumulator has seen no data; call `update` first")
+        self._flush()
         check_counts(self.counts)
+
+    def _moments(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        self._check_ready()
+        return tuple(t.to("cpu") if isinstance(t, torch.Tensor) else t for t in moments.centred(self))
 
     def compute(
         self, classifier: Any = None, gof: GOFTargets | None = None, *, bias: Any = None
@@ -301,102 +241,25 @@ class NCAccumulator:
                 to c, argmax_k (W mu_c + b)_k != c (without it b = 0). The Gram metrics ignore b,
                 and NC4 needs per-sample logits, which already carry b (``update_ncc``).
         """
-        self._check_ready()
-        opt = self.options
-        counts, means, scatter = (t.to("cpu") for t in (self.counts, self.means, self.scatter))
-        k = self.num_classes
-        gof = gof_targets_from_counts(counts) if gof is None else gof
-        centred = between_class(means, counts, opt.weighting, center=True)
-        raw_gram = means @ means.T
-        scatter_args = dict(weighting=opt.weighting, center=opt.center, divide_by_k=opt.divide_by_k)
-        out = dict.fromkeys(METRIC_KEYS, math.nan)
-        out["num_samples"] = float(counts.sum())
-        out |= _defined(
-            nc1=lambda: nc1_from_scatter(scatter, means, counts, **scatter_args),
-            cdnv=lambda: cdnv_from(means, self.spread.to("cpu") / counts),
-            nc2_equinorm=lambda: nc2_equinorm(centred),
-            nc2_equiangle=lambda: nc2_equiangle(centred),
-            nc2_maxangle=lambda: nc2_maxangle(centred),
-            nc2_etf=lambda: gram_distance(centred @ centred.T, simplex_etf(k)),
-            nc2_of=lambda: gram_distance(raw_gram, orthogonal_frame(k)),
-            nc2_gof=lambda: gram_distance(raw_gram, general_orthogonal_frame(gof.means_sq)),
-            rank=lambda: float(numerical_rank(means, opt.rank_rtol)),
-            rank_centered=lambda: float(numerical_rank(centred, opt.rank_rtol)),
-        )
+        counts, means, scatter, spread, exponent = self._moments()
+        out = metrics_from_moments(
+            counts, means, scatter, spread, self.options, raw_means=means * 2.0**-exponent,
+            classifier=classifier, gof=gof, bias=bias,
+        )  # fmt: skip
         if self.logits_seen:
             out["nc4"] = self.ncc_mismatch / self.logits_seen
         if self.ncc_seen:
             out["ncc_error"] = self.ncc_wrong / self.ncc_seen
-        if bias is not None and classifier is None:
-            raise ValueError("`bias` needs `classifier`: pass the (K, d) classifier it belongs to")
-        if classifier is not None:
-            w = as_float64("classifier", classifier)
-            out.update(_classifier_metrics(w, means, centred, gof))
-            b = torch.zeros(k, dtype=torch.float64) if bias is None else as_float64("bias", bias)
-            if b.shape != (k,):
-                raise ValueError(f"`bias` must have shape ({k},), got {tuple(b.shape)}")
-            decided = (means @ w.T + b).argmax(dim=1)  # (K,) class given to each class mean
-            out["means_error"] = float((decided != torch.arange(k)).double().mean())
         return out
 
 
-# Column block of the symmetric product on CPU: computing only the upper block rows saves
-# (1 - (n+1)/(2n)) of the flops of one GEMM for n blocks; 128 was fastest on 1 thread at d = 512.
-_SYRK_BLOCK = 128
+class _Moments:
+    """A detached copy of a state's moment fields (``merge`` rebases it, not the other accumulator)."""
 
+    FIELDS = ("counts", "shift", "sums", "gram", "sq", "exponent")
 
-def _symmetric_gram(r: torch.Tensor) -> torch.Tensor:
-    """R^T R (d, d) for R (B, d), one GEMM per block row of the upper triangle, mirrored (a syrk,
-    which torch does not expose). On CUDA, or for small d, a single GEMM is faster."""
-    d = r.shape[1]
-    if r.is_cuda or d < 2 * _SYRK_BLOCK:
-        return r.T @ r
-    out = torch.empty(d, d, dtype=r.dtype, device=r.device)
-    for start in range(0, d, _SYRK_BLOCK):
-        stop = min(start + _SYRK_BLOCK, d)
-        row = r[:, start:stop].T @ r[:, start:]  # (b, d - start)
-        out[start:stop, start:] = row
-        out[stop:, start:stop] = row[:, stop - start :].T
-    return out
-
-
-def _classifier_metrics(
-    w: torch.Tensor, means: torch.Tensor, centred: torch.Tensor, gof: GOFTargets
-) -> dict[str, float]:
-    k = len(means)
-    if w.shape != means.shape:
-        raise ValueError(f"`classifier` must have shape {tuple(means.shape)} (K, d), got {tuple(w.shape)}")
-    # w_k = a_k hbar_k at the GOF; a collapsed class (both lengths 0) targets a zero row
-    ratio = gof.classifier_sq / gof.means_sq.clamp(min=torch.finfo(torch.float64).tiny)
-    scale = torch.where(gof.means_sq > 0, ratio, 0.0).sqrt()
-    return _defined(
-        nc2_equinorm_w=lambda: nc2_equinorm(w),
-        nc2_equiangle_w=lambda: nc2_equiangle(w),
-        nc2_maxangle_w=lambda: nc2_maxangle(w),
-        nc2_etf_w=lambda: gram_distance(w @ w.T, simplex_etf(k)),
-        nc2_of_w=lambda: gram_distance(w @ w.T, orthogonal_frame(k)),
-        nc2_gof_w=lambda: gram_distance(w @ w.T, general_orthogonal_frame(gof.classifier_sq)),
-        nc3=lambda: nc3_self_duality(w, centred),
-        nc3_etf=lambda: gram_distance(w @ centred.T, simplex_etf(k)),
-        nc3_of=lambda: gram_distance(w @ means.T, orthogonal_frame(k)),
-        nc3_gof=lambda: gram_distance(w @ means.T, torch.diag(gof.inner)),
-        nc3_sub=lambda: nc3_self_duality(w, means, squared=False),
-        nc3_gof_sub=lambda: float(
-            torch.linalg.matrix_norm(normalized(w) - normalized(scale[:, None] * means))
-        ),
-    )
-
-
-def _defined(**metrics: Callable[[], float]) -> dict[str, float]:
-    """Evaluate each metric; one that is undefined here (``DegenerateError``: a zero classifier
-    row of a collapsed minority class, class means of too low rank) becomes NaN, not an error."""
-    out = {}
-    for name, metric in metrics.items():
-        try:
-            out[name] = metric()
-        except DegenerateError:
-            out[name] = math.nan
-    return out
+    def __init__(self, **fields: torch.Tensor) -> None:
+        self.__dict__.update(fields)
 
 
 def nc_metrics(

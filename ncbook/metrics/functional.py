@@ -1,5 +1,5 @@
 """Functional NC metrics: exact, in-memory, float64; the accumulator's ``compute`` uses the same
-pure functions on its streamed statistics.
+pure functions on its streamed statistics (used in chapters 11-15, 21-24 and 31-33).
 
 Notation (Papyan, Han, Donoho, PNAS 2020): class means mu_k (K, d), class counts n_k, N = sum n_k,
 global mean mu_G (sample-weighted by default), within-class covariance
@@ -15,6 +15,7 @@ import torch
 
 from ncbook._checks import check_choice, check_float
 from ncbook.geometry import DegenerateError
+from ncbook.metrics.gram import add_gram, symmetric
 from ncbook.metrics.inputs import (
     CHUNK_ROWS,
     as_tensor,
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 WEIGHTINGS = ("sample", "class")
+# ``nc1`` projects residuals on the r class-mean directions when r <= 0.6 d: a float64 (N, d) x
+# (d, r) GEMM then costs less than the float64 syrk of S_W (about 0.6 of a full (d, d) GEMM).
+_PROJECT_BELOW = 0.6
 
 
 def _class_sums(x: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,10 +137,12 @@ def nc1(
 ) -> float:
     """NC1 = Tr(Sigma_W Sigma_B^+) / K (Papyan et al. 2020), exact in float64.
 
-    Sigma_B^+ is the pseudo-inverse truncated at the known rank of Sigma_B (K-1, or K when
-    ``center=False``), so round-off eigenvalues never enter. Two passes over ``features``: class
-    means, then the residuals h_i - mu_{y_i} projected onto the r-dimensional span
-    of the class means (an (r, d) x (d, N) GEMM), so the cost is O(N d K), not O(N d^2).
+    Sigma_B^+ is the pseudo-inverse truncated at the known rank r of Sigma_B (K-1, or K when
+    ``center=False``), so round-off eigenvalues never enter. Two float64 passes over ``features``:
+    class means, then the residuals h_i - mu_{y_i}, either projected onto the r-dimensional span
+    of the class means (O(N d r), when r <= 0.6 d) or, for many classes, summed into S_W by a
+    blocked float64 syrk (O(N d^2 / 2)); working buffers are reused chunk to chunk, so the cost
+    is linear in d for fixed K and memory does not grow with N.
 
     Args:
         features: (N, d) floating tensor/array, any device.
@@ -160,16 +166,33 @@ def nc1(
     sums, counts = _class_sums(x, y, k)
     check_counts(counts)
     means = sums / counts[:, None]
-    p_t = _nc1_projector(between_class(means, counts, weighting, center), center).T.contiguous()  # (r, d)
-    means_p = p_t @ means.T  # (r, K)
+    p = _nc1_projector(between_class(means, counts, weighting, center), center)  # (d, r)
+    d, r = p.shape
+    rows_max = min(CHUNK_ROWS, x.shape[0])
+    work = torch.empty(rows_max, d, dtype=torch.float64, device=x.device)  # float64 rows, reused
+    project = r <= _PROJECT_BELOW * d  # else S_W by a syrk costs less than an (N, d) x (d, r) GEMM
+    if project:
+        means_p = means @ p  # (K, r)
+        projected = torch.empty(rows_max, r, dtype=torch.float64, device=x.device)
+        gathered = torch.empty_like(projected)
+    else:
+        scatter = torch.zeros(d, d, dtype=torch.float64, device=x.device)
+        gathered = torch.empty_like(work)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], CHUNK_ROWS):
         rows = slice(start, start + CHUNK_ROWS)
-        # P^T (h_i - mu_{y_i}) = P^T h_i - P^T mu_{y_i}: the (r, d) x (d, B) GEMM runs on the raw
-        # features, so no (B, d) residual is formed; float64 keeps the subtraction exact to
-        # eps_64 * |h| / |h - mu|, i.e. 1e-11 relative even at offset 50 and spread 1e-3.
-        projected = p_t @ x[rows].to(torch.float64).T - means_p[:, y[rows]]  # (r, B)
-        total += projected.square().sum()
+        size = len(y[rows])
+        h = work[:size].copy_(x[rows])
+        mu = torch.index_select(means_p if project else means, 0, y[rows], out=gathered[:size])
+        if project:
+            # P^T h_i - P^T mu_{y_i}: the GEMM runs on the raw features, so no (B, d) residual is
+            # formed; float64 keeps the subtraction exact to eps_64 |h| / |h - mu|, 1e-11 relative
+            # even at offset 50 and spread 1e-3
+            total += torch.linalg.vector_norm(torch.mm(h, p, out=projected[:size]).sub_(mu)).square()
+        else:
+            add_gram(scatter, h.sub_(mu))
+    if not project:
+        total = torch.einsum("dr,de,er->", p, symmetric(scatter), p)
     return float(total) / x.shape[0] * (1 if divide_by_k else k)
 
 

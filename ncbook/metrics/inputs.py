@@ -1,4 +1,4 @@
-"""Validation of (features, labels) batches shared by every NC metric."""
+"""Validation of (features, labels) batches shared by every NC metric (chapters 11-15, 21-24, 31-33)."""
 
 from __future__ import annotations
 

@@ -67,11 +67,6 @@ def expand_axes(parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(axes, combination)) for combination in itertools.product(*axes.values())]
 
 
-def notebook_parameters(path: Path) -> tuple[str, ...]:
-    """The names assigned in the notebook's one code cell tagged ``parameters`` (read by jupytext)."""
-    return tuple(parameters_of(path))
-
-
 def run_key(stem: str, source: str, parameters: Mapping[str, Any]) -> str:
     """``<stem>-<12 hex digits>``: SHA-256 of the source, the parameters and the ncbook code (its
     content hash): a finished run of other code is never taken for this one."""
@@ -125,7 +120,7 @@ def grid_from_mapping(
         raise ValueError(f"grid {name!r} has no runs: give `notebook` and `parameters`, `grid` or `runs`")
     # Validate every entry before building any run: a typo anywhere stops the grid before it starts.
     paths = {nb: _resolve_notebook(nb, root) for nb, _ in entries}
-    allowed = {path: notebook_parameters(path) for path in set(paths.values())}
+    allowed = {path: tuple(parameters_of(path)) for path in set(paths.values())}
     for nb, parameters in entries:
         _check_parameters(paths[nb], parameters, allowed[paths[nb]])
     runs: dict[str, Run] = {}

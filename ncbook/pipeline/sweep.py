@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from ncbook._checks import check_choice, check_int
-from ncbook._io import FILE_MODE
+from ncbook._io import atomic_write, write_csv
 from ncbook._runtime import progress_disabled
 from ncbook.pipeline.executors import EXECUTORS, _run_local, _run_ray, _visible_gpus, gpu_slots
 from ncbook.pipeline.grid import (
@@ -45,9 +44,9 @@ from ncbook.pipeline.grid import (
     expand_axes,
     grid_from_mapping,
     load_grid,
-    notebook_parameters,
     run_key,
 )
+from ncbook.pipeline.parameters import notebook_parameters
 from ncbook.pipeline.sweep_worker import RUN_FILE, execute_run, read_record, run_status
 
 __all__ = [
@@ -220,17 +219,6 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 
         if importlib.util.find_spec("pyarrow") is None:
             raise ValueError("writing Parquet needs pyarrow (pip install pyarrow); or write a .csv")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if path.suffix == ".csv":
-            frame.to_csv(scratch, index=False)
-        else:
-            frame.to_parquet(scratch, index=False)
-        os.chmod(scratch, FILE_MODE)
-        os.replace(scratch, path)
-    except BaseException:
-        Path(scratch).unlink(missing_ok=True)
-        raise
-    return path
+    if path.suffix == ".csv":
+        return write_csv(path, frame)
+    return atomic_write(path, lambda handle: frame.to_parquet(handle, index=False), binary=True)
