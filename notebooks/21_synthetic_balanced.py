@@ -118,6 +118,7 @@ import ncbook as nc
 from ncbook.experiments import synthetic
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
+nc.plots.theme()
 
 # %% tags=["hide-input"]
 on_cuda = nb.device.type == "cuda"

@@ -119,6 +119,7 @@ import ncbook as nc
 from ncbook.experiments import synthetic
 
 nb = nc.notebook(profile=profile, device=device, seed=seed)
+nc.plots.theme()
 on_cuda = nb.device.type == "cuda"
 
 # %% tags=["hide-input"]

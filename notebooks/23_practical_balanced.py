@@ -118,7 +118,7 @@ nb = nc.notebook(profile=profile, device=device, seed=seed)
 config = nc.train.TrainConfig(
     epochs=epochs, batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
     feature_decay=feature_decay, sep_decay=sep_decay, lr_step=lr_step, eval_every=eval_every, seed=seed)
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 
 # %% [markdown]
 # ## Data
@@ -170,12 +170,12 @@ plt.show()
 # {numref}`fig-23-nc2` shows the distance of the classifier Gram matrix of the whole head,
 # $WW^\top$ with $W = W_M\cdots W_1$, to both frames.
 
-# %% mystnb={"figure": {"caption": "Distance of the normalised Gram matrix $WW^\\top$ of the end-to-end classifier to the orthogonal frame (OF) and to the simplex ETF, MSE runs, per head depth $M$ (column). Without bias (top row) it approaches the OF; with a bias (bottom row) the ETF. Log scale.", "name": "fig-23-nc2"}, "image": {"alt": "Log-scale line plots of the distances of the classifier Gram matrix to the OF and to the ETF against epoch, per depth and bias; the own frame falls, the other levels off near 0.32."}}
+# %% mystnb={"figure": {"caption": "Distance of the normalised Gram matrix $WW^\\top$ of the end-to-end classifier to the orthogonal frame (OF) and to the simplex ETF, MSE runs, per head depth $M$ (row). Without bias (left) it approaches the OF; with a bias (right) the ETF. Log scale.", "name": "fig-23-nc2"}, "image": {"alt": "Log-scale line plots of the distances of the classifier Gram matrix to the OF and to the ETF against epoch, per depth and bias; the own frame falls, the other levels off near 0.32."}}
 nc2 = mse[mse.metric.isin(["nc2_of_w", "nc2_etf_w"]) & (mse.layer == 1)]
 grid = sns.relplot(data=nc2.replace({"nc2_of_w": "OF", "nc2_etf_w": "ETF"}), x="epoch", y="value",
-                   hue="metric", col="depth", row="bias", kind="line", height=2.4, aspect=1.3)
+                   hue="metric", row="depth", col="bias", kind="line", height=2.2, aspect=1.4)
 grid.set(yscale="log").set_ylabels(r"$\|\mathrm{nrm}(WW^\top) - T\|_F$")
-grid.set_titles(row_template="bias = {row_name}", col_template="$M$ = {col_name}")
+grid.set_titles(row_template="$M$ = {row_name}", col_template="bias = {col_name}")
 grid.legend.set_title("frame $T$")
 plt.show()
 
@@ -190,15 +190,15 @@ plt.show()
 # that layer $m$ feeds, and their product (NC3) all form the predicted frame. {numref}`fig-23-layers`
 # shows each layer of the deepest head, against the OF without bias and the ETF (centred means) with.
 
-# %% mystnb={"figure": {"caption": "Deepest head, MSE: distance to the predicted frame of the class means of $H_m$, of the classifier $W_M\\cdots W_m$, and of their product $W_M\\cdots W_m \\bar H_m$ (NC3), per head layer $m$ (colour). Top: no bias (OF); bottom: bias (ETF).", "name": "fig-23-layers"}, "image": {"alt": "Log-scale line plots of the distances to the predicted frame of the class means, the classifier and their product, per head layer, for the deepest head with and without bias."}}
+# %% mystnb={"figure": {"caption": "Deepest head, MSE: distance to the predicted frame of the class means of $H_m$, of the classifier $W_M\\cdots W_m$, and of their product $W_M\\cdots W_m \\bar H_m$ (NC3), per head layer $m$ (colour). Left: no bias (OF); right: bias (ETF).", "name": "fig-23-layers"}, "image": {"alt": "Log-scale line plots of the distances to the predicted frame of the class means, the classifier and their product, per head layer, for the deepest head with and without bias."}}
 own = {"nc2_of": "means", "nc2_of_w": "classifier", "nc3_of": "NC3", "nc2_etf": "means",
        "nc2_etf_w": "classifier", "nc3_etf": "NC3"}
 frame = mse.metric.str.contains("_etf") == mse.bias  # the ETF metrics for the bias runs, OF otherwise
 deep = mse[frame & mse.metric.isin(list(own)) & (mse.depth == mse.depth.max())].replace({"metric": own})
-grid = sns.relplot(data=deep, x="epoch", y="value", hue="layer", col="metric", row="bias", kind="line",
+grid = sns.relplot(data=deep, x="epoch", y="value", hue="layer", row="metric", col="bias", kind="line",
                    height=2.4, aspect=1.3, palette="crest")
 grid.set(yscale="log").set_ylabels("distance to the frame")
-grid.set_titles(row_template="bias = {row_name}", col_template="{col_name}")
+grid.set_titles(row_template="{row_name}", col_template="bias = {col_name}")
 plt.show()
 
 # %% [markdown]

@@ -114,7 +114,7 @@ nb = nc.notebook(profile=profile, device=device, seed=seed)
 recipe = replace(nc.train.AUTHORS_RECIPES["imbalanced_mlp"], epochs=epochs, lr=lr, weight_decay=weight_decay,
                  feature_decay=feature_decay, lr_step=lr_step, eval_every=eval_every,
                  checkpoint_every=eval_every, seed=seed)
-sns.set_theme(style="whitegrid")
+nc.plots.theme()
 
 # %% [markdown]
 # ## Data and the two predictions
@@ -156,7 +156,7 @@ names = {"nc2_gof_w": r"$WW^\top$ to GOF", "nc2_of_w": r"$WW^\top$ to OF", "nc2_
          "nc2_of": r"$\bar H^\top\bar H$ to OF", "nc1": r"$\mathrm{NC}_1$"}
 curves = history[history.metric.isin(list(names)) & (history.layer == 1)].replace({"metric": names})
 grid = sns.relplot(data=curves, x="epoch", y="value", hue="metric", style="metric", col="depth", kind="line",
-                   height=3, aspect=1.2, dashes={v: (2, 2) if v.endswith(" OF") else "" for v in names.values()})
+                   col_wrap=2, height=2.6, aspect=1.2, dashes={v: (2, 2) if v.endswith(" OF") else "" for v in names.values()})
 grid.set(yscale="log").set_ylabels(r"distance or $\mathrm{NC}_1$").set_titles(col_template="$M$ = {col_name}")
 plt.show()
 
@@ -181,7 +181,7 @@ deep = history[(history.depth == history.depth.max()) & (history.layer >= 1)]
 layer_names = {"nc2_gof": r"means $\bar H_m$", "nc2_gof_w": r"classifier $W_M\cdots W_m$", "nc3_gof": "NC3"}
 per_layer = deep[deep.metric.isin(list(layer_names))].replace({"metric": layer_names})
 grid = sns.relplot(data=per_layer, x="epoch", y="value", hue="layer", col="metric", kind="line", height=2.6,
-                   aspect=1.2, palette="crest")
+                   aspect=1.2, palette="crest", col_wrap=2)
 grid.set(yscale="log").set_ylabels("distance to the GOF").set_titles(col_template="{col_name}")
 plt.show()
 
@@ -202,7 +202,7 @@ measured.drop(columns="run").round(4)
 # {numref}`fig-24-norms` puts the measured norms on the two predictions.
 
 # %% mystnb={"figure": {"caption": "Squared norms of the classifier rows $\\|w_k\\|^2$ (left) and of the class means $\\|\\bar h_k\\|^2$ (right) against the class size $n_k$: measured (dots) and predicted with $\\lambda = K\\,wd$ (solid) and with the raw $\\lambda = wd$ (dashed), per head depth (colour). Log-log axes.", "name": "fig-24-norms"}, "image": {"alt": "Two log-log plots of squared norms of classifier rows and class means against class size: measured dots on the solid K-scaled prediction, the dashed raw prediction off for small classes."}}
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(6.5, 3.2))
 for ax, what, label in zip(axes, ["w", "h"], [r"$\|w_k\|^2$", r"$\|\bar h_k\|^2$"]):
     sns.scatterplot(data=measured, x="count", y=f"{what}_norm_sq", hue="depth", ax=ax, s=50, palette="deep")
     for convention, style in [("K-scaled", "-"), ("raw", "--")]:
