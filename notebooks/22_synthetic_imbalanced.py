@@ -47,8 +47,6 @@
 # %% tags=["remove-cell"]
 # Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
 import importlib.util
-import subprocess
-import sys
 
 if importlib.util.find_spec("ncbook") is None:
     raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")

@@ -43,8 +43,6 @@
 # %% tags=["remove-cell"]
 # Colab and Binder: install ncbook if this kernel lacks it (does nothing where it is installed).
 import importlib.util
-import subprocess
-import sys
 
 if importlib.util.find_spec("ncbook") is None:
     raise ModuleNotFoundError("ncbook is not installed: run `pip install -e .` in a clone of its repository")
@@ -70,7 +68,7 @@ if importlib.util.find_spec("ncbook") is None:
 #   $\|w_k\|^2 = N\lambda_H x_k^M$, $\|\bar h_k\|^2 = x_k^M/(N\lambda_H(1+x_k^M)^2)$ and
 #   $w_k^\top\bar h_k = x_k^M/(1+x_k^M)$, all rows and means mutually orthogonal; the same holds at
 #   every head layer with the layer's own lengths.
-
+#
 # * **Data and scale.** The smoke profile trains a small MLP on scikit-learn's digits with the
 #   authors' CIFAR10 class counts divided by five (N = 600). The stored full profile is an offline
 #   stand-in that one CPU core trains: MNIST-1D with the authors' CIFAR10 ratios 1:1:2:2:3:3:4:4:5:5

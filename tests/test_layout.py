@@ -73,9 +73,10 @@ def test_no_private_helper_is_defined_twice() -> None:
 
 
 # Verbs read with their module: `main` (every command-line module), `load` (claims.load,
-# data.load, checkpoint.load), `run`, `evaluate`, `collect` (metrics.collect gathers features,
+# data.load, checkpoint.load), `run`, `evaluate`, `snapshot` (models.snapshot of a model,
+# provenance.snapshot of a run's inputs), `collect` (metrics.collect gathers features,
 # pipeline.sweep.collect gathers runs), `notebook` (ncbook.notebook opens pipeline.session's).
-MODULE_VERBS = {"main", "load", "run", "evaluate", "collect", "notebook"}
+MODULE_VERBS = {"main", "load", "run", "evaluate", "collect", "notebook", "snapshot"}
 
 
 def test_no_public_function_is_defined_twice() -> None:

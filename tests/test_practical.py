@@ -66,10 +66,10 @@ def test_balanced_runs_mlp_grid_and_the_authors_conv_runs():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"depths": 3, "losses": ["mse"]}, r"`depths` must be a list of values, got 3"),
-    ({"depths": [], "losses": ["mse"]}, r"`depths` must not be empty"),
+    ({"depths": 3, "losses": ["mse"]}, r"`depths` must be a non-empty list, got 3"),
+    ({"depths": [], "losses": ["mse"]}, r"`depths` must be a non-empty list, got \[\]"),
     ({"depths": [0], "losses": ["mse"]}, r"`depths\[0\]` must be an integer >= 1"),
-    ({"depths": [1], "losses": "mse"}, r"`losses` must be a list of values, got 'mse'"),
+    ({"depths": [1], "losses": "mse"}, r"`losses` must be a non-empty list, got 'mse'"),
     ({"depths": [1], "losses": ["hinge"]}, r"`losses\[0\]` must be one of"),
 ])
 def test_balanced_runs_reject_bad_parameters(kwargs, message):
@@ -86,7 +86,7 @@ def test_imbalanced_runs_are_bias_free_mse():
     runs = practical.imbalanced_runs(NetConfig(bias=True), TrainConfig(loss="ce"), depths=[1, 6])
     assert {name: (net.head_depth, net.bias, cfg.loss) for name, (net, cfg) in runs.items()} == {
         "mlp_M1": (1, False, "mse"), "mlp_M6": (6, False, "mse")}
-    with pytest.raises(ValueError, match=r"`depths` must be a list"):
+    with pytest.raises(ValueError, match=r"`depths` must be a non-empty list"):
         practical.imbalanced_runs(NetConfig(), TrainConfig(), depths=1)
 
 
@@ -101,7 +101,7 @@ def test_training_sets_take_the_first_samples_of_each_class():
         practical.balanced_training_set(data, -1)
     with pytest.raises(ValueError, match=r"`counts` needs 3 entries for digits, got 2"):
         practical.imbalanced_training_set(data, [1, 2])
-    with pytest.raises(ValueError, match=r"`counts` must be a list"):
+    with pytest.raises(ValueError, match=r"`counts` must be a non-empty list"):
         practical.imbalanced_training_set(data, 3)
     with pytest.raises(ValueError, match=r"`counts\[1\]` must be an integer >= 1"):
         practical.imbalanced_training_set(data, [1, 0, 2])

@@ -26,7 +26,7 @@ import torch
 
 from ncbook._checks import check_choice, check_int
 from ncbook.data import DataBundle, Split, subset_by_counts
-from ncbook.experiments.synthetic import _listed  # the one list check of the experiments
+from ncbook.experiments.theorem_checks import check_list
 from ncbook.geometry import gram_distance, orthogonal_frame, simplex_etf
 from ncbook.metrics import NCAccumulator
 from ncbook.models.nets import HeadedNet, NetConfig
@@ -82,7 +82,7 @@ def balanced_training_set(data: DataBundle, n_per_class: int) -> DataBundle:
 
 def imbalanced_training_set(data: DataBundle, counts: Sequence[int]) -> DataBundle:
     """``data`` with the first ``counts[k]`` training samples of class k, in file order."""
-    counts = [check_int(f"counts[{k}]", n, low=1) for k, n in enumerate(_listed("counts", counts))]
+    counts = [check_int(f"counts[{k}]", n, low=1) for k, n in enumerate(check_list("counts", counts))]
     if len(counts) != data.num_classes:
         raise ValueError(f"`counts` needs {data.num_classes} entries for {data.name}, got {len(counts)}")
     return replace(data, train=subset_by_counts(data.train, counts))
@@ -98,8 +98,8 @@ def balanced_runs(
     >>> sorted(balanced_runs(NetConfig(), TrainConfig(), depths=[1], losses=["mse", "ce"]))
     ['mlp_M1_bias_ce', 'mlp_M1_bias_mse', 'mlp_M1_nobias_mse']
     """
-    depths = [check_int(f"depths[{i}]", m, low=1) for i, m in enumerate(_listed("depths", depths))]
-    losses = [check_choice(f"losses[{i}]", v, LOSSES) for i, v in enumerate(_listed("losses", losses))]
+    depths = [check_int(f"depths[{i}]", m, low=1) for i, m in enumerate(check_list("depths", depths))]
+    losses = [check_choice(f"losses[{i}]", v, LOSSES) for i, v in enumerate(check_list("losses", losses))]
     conv = net.arch in CONV_ARCHS
     grid = [(loss, m, bias) for loss in losses for m in depths for bias in (False, True)
             if (loss == "mse" or bias) and (not conv or (loss == "mse" and bias))]
@@ -111,7 +111,7 @@ def balanced_runs(
 
 def imbalanced_runs(net: NetConfig, config: TrainConfig, *, depths: Sequence[int]) -> dict[str, tuple]:
     """One bias-free MSE run per head depth, ``{"mlp_M<m>": (net, config)}``."""
-    depths = [check_int(f"depths[{i}]", m, low=1) for i, m in enumerate(_listed("depths", depths))]
+    depths = [check_int(f"depths[{i}]", m, low=1) for i, m in enumerate(check_list("depths", depths))]
     return {f"{net.arch}_M{m}": (replace(net, head_depth=m, bias=False), replace(config, loss="mse"))
             for m in depths}
 
@@ -175,10 +175,10 @@ def imbalanced_theory(counts: Sequence[int], depths: Sequence[int], *, weight_de
     """The bias-free closed-form minimizer per (depth, convention): ``"K-scaled"`` reads the
     authors' objective (1/(2NK))||Z - Y||^2 + wd/2 sum ||W_m||^2 + fd/2 ||H_1||^2 as paper A's with
     lambda_W = K wd, lambda_H = K fd; ``"raw"`` plugs in wd and fd as their validation script does."""
-    k = len(_listed("counts", counts))
+    k = len(check_list("counts", counts))
     return {(m, name): mse_minimizer(counts, m, lambda_W=(k if scaled else 1) * weight_decay,
                                      lambda_H=(k if scaled else 1) * feature_decay, widths=width)
-            for m in _listed("depths", depths) for name, scaled in CONVENTIONS.items()}
+            for m in check_list("depths", depths) for name, scaled in CONVENTIONS.items()}
 
 
 def class_norm_table(models: dict[str, HeadedNet], split: Split, theory: dict[tuple[int, str], MSEMinimizer],

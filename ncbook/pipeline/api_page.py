@@ -37,7 +37,7 @@ _FROM_IMPORT = re.compile(r"^from (ncbook(?:\.\w+)*) import (\w+)(?: as (\w+))?"
 _ALIASES = {"nc.notebook": ("ncbook.pipeline.session", "notebook")}
 
 
-def label(module: str, name: str | None = None) -> str:
+def anchor(module: str, name: str | None = None) -> str:
     """The Sphinx label of a module's or a name's entry, e.g. ``api-ncbook-metrics-collect``."""
     return "api-" + "-".join([*module.split("."), *([name] if name else [])]).lower().replace("_", "-")
 
@@ -101,11 +101,11 @@ def page_markdown(used: dict[tuple[str, str], list[str]]) -> str:
              "`help(...)` away), and the chapters that call it.", ""]
     for module in PUBLIC_MODULES:
         loaded = importlib.import_module(module)
-        lines += [f"({label(module)})=", f"## `{module}`", "", "```text",
+        lines += [f"({anchor(module)})=", f"## `{module}`", "", "```text",
                   _first_paragraph(loaded.__doc__), "```", ""]
         for name in public_names(module):
             obj = getattr(loaded, name)
-            lines += [f"({label(module, name)})=", f"### `{name}`", ""]
+            lines += [f"({anchor(module, name)})=", f"### `{name}`", ""]
             if callable(obj):
                 lines += ["```python", _signature(obj, name), "```", ""]
                 summary = _first_paragraph(obj.__doc__)
@@ -127,6 +127,6 @@ def chapter_links(stem: str, used: dict[tuple[str, str], list[str]]) -> str | No
     entries = sorted(key for key, stems in used.items() if stem in stems)
     if not entries:
         return None
-    links = ", ".join(f"{{ref}}`{module.removeprefix('ncbook.')}.{name} <{label(module, name)}>`"
+    links = ", ".join(f"{{ref}}`{module.removeprefix('ncbook.')}.{name} <{anchor(module, name)}>`"
                       for module, name in entries)
     return f"**API used in this chapter** ({{ref}}`api-reference`): {links}."
