@@ -7,18 +7,25 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 from ncbook import _runtime
 from ncbook.pipeline import provenance
 
 
-def test_hash_covers_only_the_listed_files(tmp_path, monkeypatch):
-    package = tmp_path / "ncbook"
-    package.mkdir()
-    (package / "a.py").write_text("A = 1\n")
-    (package / "b.py").write_text("B = 1\n")
-    monkeypatch.setattr(_runtime, "__file__", str(package / "_runtime.py"))
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    """A stand-in ncbook package of two modules that code hashes read instead of the real one."""
+    folder = tmp_path / "ncbook"
+    folder.mkdir()
+    (folder / "a.py").write_text("A = 1\n")
+    (folder / "b.py").write_text("B = 1\n")
+    monkeypatch.setattr(_runtime, "__file__", str(folder / "_runtime.py"))
+    return folder
+
+
+def test_hash_covers_only_the_listed_files(package):
     only_a, everything = _runtime.code_hash(["a.py"]), _runtime.code_hash()
     (package / "b.py").write_text("B = 2\n")
     assert _runtime.code_hash(["a.py"]) == only_a and _runtime.code_hash() != everything
@@ -37,18 +44,13 @@ def test_a_run_records_the_modules_it_imported():
     assert not [f for f in files if f.startswith(("models/", "pipeline/sweep"))]
 
 
-def test_stale_only_when_an_imported_source_changes(tmp_path, monkeypatch):
-    package = tmp_path / "ncbook"
-    package.mkdir()
-    (package / "used.py").write_text("X = 1\n")
-    (package / "other.py").write_text("Y = 1\n")
-    monkeypatch.setattr(_runtime, "__file__", str(package / "_runtime.py"))
+def test_stale_only_when_an_imported_source_changes(package):
     record = {"notebook": "00_overview", "profile": "smoke",
-              **provenance.fingerprint(ROOT, "00_overview", "smoke", ["used.py"])}
+              **provenance.fingerprint(ROOT, "00_overview", "smoke", ["a.py"])}
     assert provenance.stale_reasons(record, ROOT) == []
-    (package / "other.py").write_text("Y = 2\n")
+    (package / "b.py").write_text("B = 2\n")
     assert provenance.stale_reasons(record, ROOT) == []
-    (package / "used.py").write_text("X = 2\n")
+    (package / "a.py").write_text("A = 2\n")
     assert provenance.stale_reasons(record, ROOT) == ["ncbook code"]
 
 
@@ -65,13 +67,9 @@ def test_parameters_hash_covers_only_the_notebooks_own_sections(tmp_path):
     assert provenance.snapshot(tmp_path, "a", "smoke")["params_hash"] != before["params_hash"]
 
 
-def test_a_run_is_fingerprinted_by_the_code_it_started_with(tmp_path, monkeypatch):
-    package = tmp_path / "ncbook"
-    package.mkdir()
-    (package / "used.py").write_text("X = 1\n")
-    monkeypatch.setattr(_runtime, "__file__", str(package / "_runtime.py"))
+def test_a_run_is_fingerprinted_by_the_code_it_started_with(package):
     start = provenance.snapshot(ROOT, "00_overview", "smoke")
-    (package / "used.py").write_text("X = 2\n")  # edited while the run goes on
+    (package / "a.py").write_text("A = 2\n")  # edited while the run goes on
     record = {"notebook": "00_overview", "profile": "smoke",
-              **provenance.fingerprint(ROOT, "00_overview", "smoke", ["used.py"], start)}
+              **provenance.fingerprint(ROOT, "00_overview", "smoke", ["a.py"], start)}
     assert provenance.stale_reasons(record, ROOT) == ["ncbook code"]
