@@ -63,8 +63,8 @@ if importlib.util.find_spec("ncbook") is None:
 # :label: prop-13-scope
 #
 # Balanced classes, $n$ per class, no bias,
-# $f = \frac1N\sum_i \mathrm{CE}(W_M\cdots W_1 h_{1,i}, y_i) + \sum_m\frac{\lambda_{W_m}}{2}\|W_m\|_F^2
-# + \frac{\lambda_H}{2}\|H_1\|_F^2$. With $\bar\lambda = (\lambda_{W_1}\cdots\lambda_{W_M}\lambda_H)^{1/(M+1)}$
+# $f = \frac1N\sum_i \mathrm{CE}(W_M\cdots W_1 h_{1,i}, y_i) + \sum_m\frac{\lambda_{W_m}}{2}\|W_m\|_F^2 +
+# \frac{\lambda_H}{2}\|H_1\|_F^2$. With $\bar\lambda = (\lambda_{W_1}\cdots\lambda_{W_M}\lambda_H)^{1/(M+1)}$
 # and $p = 2/(M+1)$, the least weight decay of any factorisation of given logits gives
 # {source}`ours: derived and verified here`
 # * ETF: logits $a(I_K - \tfrac1K\mathbf 1\mathbf 1^\top)$, rank $K-1$,

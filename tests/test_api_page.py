@@ -31,7 +31,13 @@ def test_page_lists_signatures_and_the_chapters_that_call_them():
     used = api_page.calls_by_chapter(NOTEBOOKS)
     page = api_page.page_markdown(used)
     assert "(api-ncbook-theory-mse-minimizer)=" in page and "def mse_minimizer(" in page
-    assert "(api-ncbook-metrics-ncmetric)=" in page
+    assert "(api-ncbook-metrics-ncmetric-class)=" in page
     collect_users = used[("ncbook.metrics", "collect")]
     assert "45_measure_your_network" in collect_users
     assert "Claim(" not in page
+
+
+def test_a_class_and_a_function_of_the_same_letters_get_different_labels():
+    assert api_page.anchor("ncbook.models", "Snapshot") != api_page.anchor("ncbook.models", "snapshot")
+    labels = [line for line in api_page.page_markdown({}).splitlines() if line.startswith("(api-")]
+    assert len(labels) == len(set(labels))

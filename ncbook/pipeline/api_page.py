@@ -38,8 +38,12 @@ _ALIASES = {"nc.notebook": ("ncbook.pipeline.session", "notebook")}
 
 
 def anchor(module: str, name: str | None = None) -> str:
-    """The Sphinx label of a module's or a name's entry, e.g. ``api-ncbook-metrics-collect``."""
-    return "api-" + "-".join([*module.split("."), *([name] if name else [])]).lower().replace("_", "-")
+    """The Sphinx label of a module's or a name's entry, e.g. ``api-ncbook-metrics-collect``.
+    Sphinx lowercases labels, so a capitalised name (a class) gets ``-class`` to stay apart from a
+    function of the same letters (``Snapshot`` and ``snapshot``)."""
+    parts = [*module.split("."), *([name] if name else [])]
+    suffix = "-class" if name and name[0].isupper() else ""
+    return "api-" + "-".join(parts).lower().replace("_", "-") + suffix
 
 
 def public_names(module: str) -> list[str]:
