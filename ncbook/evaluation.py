@@ -85,7 +85,7 @@ def class_norms(model: HeadedNet, split: Split, device: str | torch.device = "cp
 def layer_gof_targets(minimizer: Any) -> list[GOFTargets]:
     """Per-layer GOF targets from a bias-free ``ncbook.theory.mse_minimizer`` result: for layer m,
     diag(Hbar_m^T Hbar_m), diag((W_M...W_m)(W_M...W_m)^T) and w_k.hbar_k (the same at every layer,
-    paper-a.md Section 2.0(f))."""
+    chapter 24)."""
     if minimizer.bias:
         raise ValueError("`minimizer` must be bias-free: GOF targets are diagonal only without a bias")
     diag = lambda a: torch.tensor(a.diagonal().copy(), dtype=torch.float64)  # noqa: E731

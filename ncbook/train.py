@@ -8,9 +8,10 @@ Objective on a batch of B samples with logits Z (B, K), one-hot targets Y and fe
 
 ``sep_decay`` penalises only the head weights and the features (the bias and the backbone are not
 decayed); without it the optimiser's weight decay ``wd`` acts on every parameter. This is the
-authors' ``train_1st_order*.py`` (paper-a.md Sections 1.4 and 5.3); ``mse_scale`` is 1 in their
+authors' ``train_1st_order*.py`` (Fsoft-AIC/Neural-Collapse-in-Deep-Linear-Networks);
+``mse_scale`` is 1 in their
 balanced runs and 1/2 in their imbalanced ones. With full batches and ``mse_scale = 1/2`` the
-objective is K^-1 times the paper's f, so lambda_W = K wd and lambda_H = K fd in Section 1.1.
+objective is K^-1 times the paper's f, so lambda_W = K wd and lambda_H = K fd in paper A's objective.
 
 Every ``eval_every`` epochs one pass over the training set (eval mode) feeds an
 ``ncbook.metrics.NCAccumulator`` per head layer m with H_m and computes its metrics with the
@@ -108,7 +109,7 @@ class TrainConfig:
         check_float("max_loss", self.max_loss, low=0.0, low_open=True)
 
 
-# The authors' command lines with their argparse defaults (paper-a.md Section 5.3), seed 1.
+# The authors' command lines with their argparse defaults, seed 1.
 AUTHORS_RECIPES: dict[str, TrainConfig] = {
     # (A) balanced MLP: Adam 1e-4, sep_decay wd = fd = 1e-4, 200 epochs, LR x0.1 every 50, batch 128.
     "balanced_mlp": TrainConfig(epochs=200, batch_size=128, optimizer="adam", lr=1e-4, sep_decay=True,

@@ -17,14 +17,14 @@
 # collapse (DNC) still the global optimum? Two papers answer, and we could read their abstracts
 # and the figure captions of the second, not their full text.
 #
-# ```{admonition} Súkeník, Mondelli, Lampert (2023), the binary case
-# :class: note
+# ```{prf:theorem} Súkeník, Mondelli & Lampert (2023), the binary case
+# :label: thm-31-1
 # [literature: {cite:t}`sukenik2023deep`, abstract] In the deep unconstrained features model, the
 # unique global optimum **for binary classification** ($K = 2$) exhibits all the properties of DNC.
 # ```
 #
-# ```{admonition} Paper B (abstract)
-# :class: note
+# ```{prf:theorem} Paper B, as reconstructed from the abstract
+# :label: thm-31-2
 # [paper: abstract, {cite:t}`sukenik2024neural`] As soon as we go beyond two layers *or* two
 # classes, DNC stops being optimal for the DUFM. The culprit is a low-rank bias of multi-layer
 # regularisation, which leads to optimal solutions of even lower rank than neural collapse.
@@ -105,7 +105,8 @@ relu_spec = partial(UFMSpec, lambda_W=wd, lambda_H=wd, activation="relu")  # eve
 #
 # ## The DNC family
 #
-# ```{admonition} Our result: the best DNC loss
+# ```{prf:proposition} Our result: the best DNC loss
+# :label: prop-31-3
 # :class: tip
 # [ours: derived and verified here] In a DNC solution the class means of every layer form an
 # orthogonal frame, every ReLU is inactive and the output is $cI_K$. The $L+1$ factors ($H_1$ with
@@ -150,7 +151,8 @@ nb.check("DNC closed form equals the objective at the explicit DNC weights (both
 # the last ReLU the class means have rank $r$, after it rank $K$; DNC has rank $K$ in all layers
 # [paper: caption]. The construction below reproduces that caption; its details are ours.
 #
-# ```{admonition} Our construction
+# ```{prf:remark} Our result: the SRG construction
+# :label: rem-31-4
 # :class: tip
 # [ours: derived and verified here] Let $K = \binom{r}{2}$ and identify the classes with the
 # **edges** of the complete graph $K_r$. The vertex-edge incidence matrix $B \in \{0,1\}^{r\times K}$

@@ -13,8 +13,8 @@
 # %% [markdown]
 # # Gradient descent on the ReLU deep UFM finds low-rank solutions
 #
-# ```{admonition} Paper B (abstract and figure captions)
-# :class: note
+# ```{prf:theorem} Paper B, as reconstructed from the abstract and figure captions
+# :label: thm-32-1
 # [paper: abstract, {cite:t}`sukenik2024neural`] DNC stops being optimal beyond two layers or two
 # classes, and the optimal solutions have lower rank than neural collapse.
 # [paper: Fig. 2 caption] 4-DUFM, $K = 10$, $\lambda = 0.004$ for all regularisation parameters,
@@ -252,7 +252,8 @@ nb.check_rows(trend, claim="DNC becomes more frequent with width ({H1}; fraction
 # The following statements are ours, derived and checked here; they are not in the parts of the
 # papers we could read.
 #
-# ```{admonition} Our result: Finding 1 (L = 2, K = 15) needs a mixed-sign H_1 and width at least 20
+# ```{prf:proposition} Our result: Finding 1 (L = 2, K = 15) needs a mixed-sign H_1 and width at least 20
+# :label: prop-32-2
 # :class: tip
 # [ours: derived and verified here] At $L = 2$, $(H_1, W_1)$ produce the pre-activation $uFB$
 # directly. With $H_1$ free, $r = 6$ ($K = 15$) and the triangle readout $s = 3$, our point has rank
@@ -304,7 +305,8 @@ nb.check("L = 2, K = 15, H1 >= 0: GD started near it returns towards DNC (|ratio
 # starts at $L = 2$ still find DNC. With $H_1 \ge 0$ the same point is $12\,\%$ above DNC and
 # gradient descent leaves it (at the full profile's length it reaches the DNC loss).
 #
-# ```{admonition} Our result: Finding 2 (small K)
+# ```{prf:proposition} Our result: Finding 2 (small K)
+# :label: prop-32-3
 # :class: tip
 # [ours: measured here] $K = 5$ is not of the form $\binom{r}{2}$, so no SRG point of ours exists.
 # With weight decay $0.016$, width $30$ and $n = 1$, gradient descent from random starts ends at

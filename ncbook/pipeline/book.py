@@ -112,10 +112,22 @@ def copy_executed(chapters: list[Chapter], root: Path, api_calls: dict[tuple[str
         note = nbformat.v4.new_markdown_cell(provenance.banner_markdown(chapter.record, list(chapter.stale)))
         note.metadata["tags"] = [PROVENANCE_TAG]
         node.cells.insert(1, note)
+        for cell in node.cells:
+            _caption_as_alt_text(cell)
         links = api_page.chapter_links(chapter.stem, api_calls)
         if links:
             node.cells.append(nbformat.v4.new_markdown_cell(links))
         nbformat.write(node, str(target / f"{chapter.stem}.ipynb"))
+
+
+def _caption_as_alt_text(cell: Any) -> None:
+    """A figure cell without alt text gets its caption (TeX dollars dropped) as alt text, so that
+    no image is described to a screen reader by its file hash."""
+    mystnb = cell.metadata.get("mystnb") or {}
+    caption = (mystnb.get("figure") or {}).get("caption")
+    if caption and not (mystnb.get("image") or {}).get("alt"):
+        mystnb.setdefault("image", {})["alt"] = caption.replace("$", "")
+        cell.metadata["mystnb"] = mystnb
 
 
 def copy_mathjax(root: Path) -> None:
