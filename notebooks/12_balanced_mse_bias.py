@@ -73,7 +73,8 @@ width = 6  # d_m for every layer, at least K - 1
 lambda_W = 0.01  # weight decay, every layer
 lambda_H = 0.01  # feature decay
 starts = 2  # random starts per problem (best kept); odd starts use continuation in lambda
-tolerance = 1e-6  # relative error allowed on matrices (L-BFGS stops at gradient 1e-12)
+lbfgs_steps = 60  # outer float64 L-BFGS steps per start (up to 50 evaluations each)
+tolerance = 1e-6  # relative error allowed on matrices
 
 # %% tags=["hide-input"]
 import matplotlib.pyplot as plt
@@ -97,8 +98,9 @@ nc.plots.theme()
 # bias included, best kept. The table lists the optimal loss with and without the bias.
 
 # %%
+config = nc.optimize.MinimizeConfig("lbfgs", steps=lbfgs_steps, lr=1.0, log_every=10)
 predictions, runs = tc.solve_depths(counts, depths, width, lambda_W=lambda_W, lambda_H=lambda_H, bias=True,
-                                    starts=starts, init_std=0.5, seed=seed)
+                                    config=config, starts=starts, init_std=0.5, seed=seed)
 bias_free = {m: nc.theory.mse_minimizer(counts, m, lambda_W=lambda_W, lambda_H=lambda_H, widths=width) for m in depths}
 pd.DataFrame([{"M": m, "β": p.beta[0], "x": p.x[0], "f* (bias)": p.loss, "f* (no bias)": bias_free[m].loss,
                "best L-BFGS loss": runs[m].loss, "active directions": int(p.direction_active.sum())}

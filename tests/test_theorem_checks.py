@@ -132,3 +132,27 @@ def test_imbalanced_minima_match_values_derived_without_the_library():
     deep = theory.mse_minimizer([40, 20, 10, 5], 3, widths=6, lambda_W=[0.004, 0.008, 0.002], lambda_H=0.006)
     assert deep.loss == pytest.approx(0.069099728941, abs=1e-12)
     np.testing.assert_allclose(deep.tau, [0.01101457, 0.00919253, 0.00762839, 0.00626251], atol=1e-8)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+@pytest.mark.parametrize("ratio", [0.5, 0.95, 1.1, 1.2, 2.0])
+def test_global_minimum_is_a_branch_point(depth, ratio):
+    counts = [8, 8, 4, 2]
+    lam = tc.lambda_at_ratio(depth, ratio, n_per_class=4, num_samples=sum(counts))
+    losses = tc.branch_losses(counts, depth, lam)
+    assert 0.5 in losses  # every direction at zero
+    assert np.all(np.diff(losses) >= 0) and len(losses) <= 2 ** len(counts)
+    f_star = theory.mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam).loss
+    assert np.abs(losses - f_star).min() <= 1e-12
+    # The global minimum is the lowest branch point.
+    assert losses[0] == pytest.approx(f_star, rel=1e-12, abs=1e-15)
+
+
+def test_norm_sweep_places_a_stuck_start_on_a_branch_point():
+    # M = 2 just above the threshold: zero is the global minimum, yet large random starts stop
+    # with some classes on their upper branch (the window's local minima).
+    lam = tc.lambda_at_ratio(2, 1.1, n_per_class=6, num_samples=24)
+    sweep = tc.norm_sweep([6] * 4, 2, [lam], 6, starts=4, init_std=(0.05, 2.0), seed=0)
+    assert (sweep["f_star"] == 0.5).all() and sweep["f"].iloc[0] == pytest.approx(0.5, abs=1e-12)
+    assert sweep["stuck"].iloc[0] >= 1
+    assert sweep["branch_gap"].max() <= 1e-9

@@ -4,7 +4,8 @@ closed forms of :mod:`ncbook.theory`, as tables that the chapters turn into clai
 * :func:`solve_depths`: the closed form and the best L-BFGS point for each depth M;
 * :func:`statement_table`: per depth, what the MSE statements say (loss, NC1, frame, NC3);
 * :func:`closed_form_errors`: every predicted matrix, layer by layer, against the optimum;
-* :func:`norm_sweep`: ``||w_k||^2`` and the loss across a common lambda;
+* :func:`norm_sweep`: ``||w_k||^2`` and the loss across a common lambda, every start placed
+  among the :func:`branch_losses`;
 * :func:`local_check`: is a point stationary, and does the loss come back after a kick?;
 * :func:`class_table`: per class, the norms and NC3 constants against the closed form;
 * :func:`window_gap`: the authors' collapse rule against the global one, over a lambda grid;
@@ -52,7 +53,7 @@ FRAME_KEYS = {
 FRAMES = tuple(FRAME_KEYS)
 
 __all__ = [
-    "FRAMES", "FRAME_KEYS", "ce_scope", "ce_scope_summary", "check_depths", "check_list", "check_width",
+    "FRAMES", "FRAME_KEYS", "branch_losses", "ce_scope", "ce_scope_summary", "check_depths", "check_list", "check_width",
     "class_table",
     "classifier_cosine_gap", "closed_form_errors", "lambda_at_ratio", "local_check", "norm_sweep",
     "rule_summary", "solve_depths", "statement_table", "window_gap",
@@ -153,16 +154,51 @@ def norm_sweep(
     counts: Sequence[int], depth: int, lambdas: Sequence[float], width: int, **solve_options: Any
 ) -> pd.DataFrame:
     """Re-solve at each common lambda = lambda_W = lambda_H: one row per (lambda, class) with
-    ``w_sq`` = ||w_k||^2 of the best start, ``w_sq_star`` its closed form, ``f`` and ``f_star``."""
+    ``w_sq`` = ||w_k||^2 of the best start, ``w_sq_star`` its closed form, ``f`` and ``f_star``.
+
+    Every start is kept in two columns: ``stuck``, how many starts stopped above f* (relative
+    1e-9), and ``branch_gap``, the largest relative distance of any start's final loss to the
+    nearest loss of a *branch point*: each direction either at zero or at the largest root of
+    its own scalar problem (:func:`branch_losses`). For M >= 2 the branch points with beta_k in
+    (beta*_M, phi_max] on the upper branch are the local minima of the window; a start that stops
+    anywhere else has a positive gap.
+    """
     rows = []
     for i, lam in enumerate(lambdas):
         lam = check_float(f"lambdas[{i}]", lam, low=0.0, low_open=True)
         theory = mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam, widths=width)
         run = solve(UFMSpec(counts, depth, width, lambda_W=lam, lambda_H=lam), track=False, **solve_options)
         measured = np.diag(snapshot(run.model).w_grams[0])
-        rows += [{"lambda": lam, "class": k, "w_sq": w, "w_sq_star": t, "f": run.loss, "f_star": theory.loss}
+        finals = np.asarray(run.final_losses)
+        branches = branch_losses(counts, depth, lam)
+        gaps = np.abs(finals[:, None] - branches[None, :]).min(axis=1) / np.abs(finals)
+        stuck = int((finals > theory.loss * (1 + 1e-9)).sum())
+        rows += [{"lambda": lam, "class": k, "w_sq": w, "w_sq_star": t, "f": run.loss, "f_star": theory.loss,
+                  "stuck": stuck, "branch_gap": float(gaps.max())}
                  for k, (w, t) in enumerate(zip(measured, theory.w_norm_sq))]
     return pd.DataFrame(rows)
+
+
+def branch_losses(counts: Sequence[int], depth: int, lam: float) -> np.ndarray:
+    """Sorted losses of every *branch point* of the bias-free MSE model at the common lambda
+    ``lam``: each direction k left at zero (bracket 1) or, where phi_M has a root (beta_k <=
+    phi_max), put at its largest root x_k (bracket 1/(1 + x_k^M) + beta_k x_k), widths >= K.
+    The global minimum is one of them; for M >= 2, so are the local minima of the window.
+
+    >>> branch_losses([5, 5], 1, 0.01).round(6).tolist()  # M = 1: zero, one class, both classes
+    [0.043721, 0.271861, 0.5]
+    """
+    code = mse_minimizer(counts, depth, lambda_W=lam, lambda_H=lam, rule="code")
+    share = np.asarray(code.n_eff, dtype=float) / code.n_eff.sum() / 2  # n_k / (2N)
+    gains = np.where(code.direction_active, share * ((1 / (1 + code.x**depth) + code.beta * code.x) - 1), 0.0)
+    # Directions with the same gain contribute in multiples: the count of choices stays small.
+    values, multiplicity = np.unique(gains[gains != 0], return_counts=True)
+    if np.prod(multiplicity + 1.0) > 2**16:
+        raise ValueError(f"branch_losses: {int(np.prod(multiplicity + 1.0))} branch points are too many to list")
+    losses = np.array([0.5])
+    for value, count in zip(values, multiplicity):
+        losses = (losses[:, None] + value * np.arange(count + 1)[None, :]).ravel()
+    return np.sort(losses)
 
 
 def local_check(
