@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ncbook._checks import check_choice, check_float, check_int
+from ncbook._checks import check_choice, check_float, check_int, check_list
 from ncbook._io import write_csv, write_json
 from ncbook._runtime import progress_disabled, results_dir
 from ncbook.experiments.synthetic_tables import (
@@ -170,34 +170,24 @@ def grid(
     >>> [(c.depth, c.lambda_W) for c in grid(depths=[1, 2], decays=[0.035, 0.04])]
     [(1, 0.035), (2, 0.04)]
     """
-    depths = _listed("depths", depths)
+    depths = check_list("depths", depths)
     if decays is None:
         pairs = [(depth, {}) for depth in depths]
     else:
-        decays = _listed("decays", decays)
+        decays = check_list("decays", decays)
         if len(decays) != len(depths):
             raise ValueError(f"`decays` needs one value per depth ({len(depths)}), got {len(decays)}")
         pairs = [(depth, {"lambda_W": lam, "lambda_H": lam}) for depth, lam in zip(depths, decays)]
     configs = [
         SyntheticConfig(loss=loss, depth=depth, bias=bias, seed=seed, **(shared | decay))
         for loss, (depth, decay), bias, seed in product(
-            _listed("losses", losses), pairs, _listed("biases", biases), _listed("seeds", seeds)
+            check_list("losses", losses), pairs, check_list("biases", biases), check_list("seeds", seeds)
         )
         if not (loss == "ce" and bias)
     ]
     if not configs:
         raise ValueError("the grid is empty: give at least one depth, bias, loss and seed")
     return configs
-
-
-def _listed(name: str, values: Any) -> list[Any]:
-    """A non-empty list from an iterable parameter; a bare number or string is an error."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise ValueError(f"`{name}` must be a list of values, got {values!r}")
-    values = list(values)
-    if not values:
-        raise ValueError(f"`{name}` must not be empty")
-    return values
 
 
 def _reference(config: SyntheticConfig) -> MSEMinimizer | None:
