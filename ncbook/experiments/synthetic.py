@@ -1,12 +1,14 @@
 """Paper A's synthetic experiments: gradient descent on the deep linear UFM, with theory overlaid.
 
-The authors' recipe (../shared/theory/paper-a.md, Section 4): K = 4 classes of n = 100 samples
-(balanced) or n = [200, 100, 50, 50] (imbalanced); free features H_1 and M linear layers of width
-64 (2048 in their imbalanced README), all initialised N(0, 0.1^2); lambda_W = lambda_H = 5e-4;
-full-batch SGD with lr 0.1 and momentum 0.9 for 30,000 iterations; seed 2. This module runs that
-recipe for a grid of (loss, depth, bias, counts, ...) and logs, every ``log_every`` steps, the NC
-metrics of every layer: :func:`run` returns the :class:`ncbook.optimize.Trace` of
-:func:`ncbook.optimize.minimize` (method "sgd"), whose table is ``step, layer, metric, value``.
+The authors' recipe (synthetic_experiment_balanced.py and synthetic_experiment_imbalanced.py in
+github.com/Fsoft-AIC/Neural-Collapse-in-Deep-Linear-Networks, run with their README's arguments):
+K = 4 classes of n = 100 samples (balanced) or n = [200, 100, 50, 50] (imbalanced); free features
+H_1 and M linear layers of width 64 (2048 in their imbalanced README), all initialised
+N(0, 0.1^2); lambda_W = lambda_H = 5e-4; full-batch SGD with lr 0.1 and momentum 0.9 for 30,000
+iterations; seed 2. This module runs that recipe for a grid of (loss, depth, bias, counts, ...)
+and logs, every ``log_every`` steps, the NC metrics of every layer: :func:`run` returns the
+:class:`ncbook.optimize.Trace` of :func:`ncbook.optimize.minimize` (method "sgd"), whose table is
+``step, layer, metric, value``.
 Layer m = 1 .. M is the input H_m of the m-th linear layer, with classifier W_{>=m} = W_M...W_m;
 ``layer = 0`` holds run-level values (loss, grad_norm, seconds). See
 :func:`~ncbook.experiments.synthetic_tables.measure` for the metrics (the vocabulary of
@@ -164,8 +166,7 @@ def grid(
 
     ``decays``, if given, holds one lambda per depth (paired, not crossed): that depth's runs get
     lambda_W = lambda_H = its decay. Cross-entropy runs are kept bias-free only: with balanced
-    classes a shared shift of all logits leaves CE unchanged, so an unpenalised bias is irrelevant
-    (Section 1.3).
+    classes a shared shift of all logits leaves CE unchanged, so an unpenalised bias is irrelevant.
 
     >>> [(c.depth, c.lambda_W) for c in grid(depths=[1, 2], decays=[0.035, 0.04])]
     [(1, 0.035), (2, 0.04)]
@@ -287,9 +288,10 @@ def candidates(config: SyntheticConfig) -> dict[str, MSEMinimizer | CEMinimizer]
     """Closed-form points a run may converge to, by name.
 
     MSE: ``"global"`` (the global minimizer) and, where it differs, ``"code"`` (the authors'
-    root-exists rule: a strict local minimum for M >= 2, Section 2.0(e)). CE with balanced classes:
-    ``"etf"`` (global for M = 1) and, for an even K, ``"orthoplex"`` (lower for M >= 2 at small
-    lambda, Section 2.3). Imbalanced CE has no closed form here: ``{}``.
+    root-exists rule: a strict local minimum for M >= 2, see :func:`ncbook.theory.mse_minimizer`).
+    CE with balanced classes: ``"etf"`` (global for M = 1) and, for an even K, ``"orthoplex"``
+    (lower for M >= 2 at small lambda, see :func:`ncbook.theory.ce_minimizer`). Imbalanced CE has
+    no closed form here: ``{}``.
     """
     k = len(config.n_per_class)
     widths = min(config.widths, k)  # the minimizer depends on the widths only through min(d, K)
