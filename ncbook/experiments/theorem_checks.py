@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ncbook._checks import check_float, check_int, check_list
+from ncbook._checks import check_float, check_int, check_list  # check_list: the chapters call tc.check_list
 from ncbook.metrics import class_means, nc3_self_duality
 from ncbook.models.linear_snapshot import compare, snapshot
 from ncbook.models.linear_solve import LBFGS, SolveResult, solve
