@@ -55,6 +55,17 @@ def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
+def check_list(name: str, value: Any) -> list[Any]:
+    """``value`` (any iterable but a string) as a non-empty list, or raise ``ValueError`` naming
+    ``name``: a bare number or string where a list belongs is a mistake, not a list of one."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise ValueError(f"`{name}` must be a non-empty list, got {value!r}")
+    values = list(value)
+    if not values:
+        raise ValueError(f"`{name}` must be a non-empty list, got {value!r}")
+    return values
+
+
 def check_float_list(
     name: str, value: Any, length: int, *, low: float | None = None, low_open: bool = False
 ) -> tuple[float, ...]:

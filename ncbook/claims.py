@@ -120,7 +120,7 @@ def check_source(source: Any, cite: Any) -> None:
         raise ValueError(f"`cite` must be a bibliography key (a string), got {cite!r}")
 
 
-@dataclass
+@dataclass(repr=False)
 class Ledger:
     """Collects :class:`Claim` objects for one notebook run and writes them to ``path``.
 
@@ -128,6 +128,9 @@ class Ledger:
     >>> ledger.check("x equals 1/3", source="ours", predicted=1 / 3, measured=0.3333333333,
     ...              tolerance=1e-8).passed
     True
+    >>> ledger
+    Ledger('doctest': 1 of 1 claims pass)
+      pass  x equals 1/3: measured 0.333333, expected 0.333333
     """
 
     notebook: str
@@ -237,6 +240,12 @@ class Ledger:
         if len(self.claims) > COLLAPSE_ROWS:
             return f"{head}<details><summary>All {len(self.claims)} claims</summary>{rows}</details>"
         return head + rows
+
+    def __repr__(self) -> str:
+        """The summary, then one line per claim (what a notebook shows as text/plain)."""
+        lines = [f"{c.verdict:>4}  {c.claim}: measured {short(c.measured)}, expected {c.expected}"
+                 for c in self.claims]
+        return "\n".join([f"Ledger({self.notebook!r}: {self.summary()})", *(f"  {line}" for line in lines)])
 
     def _repr_markdown_(self) -> str:
         return f"**{self.summary()}**"

@@ -7,7 +7,8 @@ int64 labels in the order the files store them. Training then indexes tensors di
 
 * ``cifar10``, ``mnist``, ``fashionmnist``, ``emnist_letters``: torchvision with ``download=True``
   (files under ``$NCBOOK_DATA``, else ``<checkout>/data``), transformed exactly as the authors do
-  (paper-a.md Section 5.1): CIFAR10 normalised per channel; the grey sets as
+  (``make_dataset`` in datasets.py of github.com/Fsoft-AIC/Neural-Collapse-in-Deep-Linear-Networks): CIFAR10
+  normalised per channel; the grey sets as
   ``Grayscale(3), Resize(32), ToTensor, Normalize``, so every set is (3, 32, 32). EMNIST letters'
   labels 1..26 become 0..25.
 * ``digits``: scikit-learn's 8x8 digits (1797 real images shipped with the package), 64 features.
@@ -54,7 +55,9 @@ NUM_CLASSES = {
     "mnist1d": 10,
 }
 
-# The authors' imbalanced training counts per class (paper-a.md Section 5.1).
+# The authors' imbalanced training counts per class: the ``num_data`` their datasets_unbalance.py
+# ``make_dataset`` receives; it keeps the first n_k samples of each class in stored order, as
+# subset_by_counts does.
 AUTHORS_COUNTS: dict[str, tuple[int, ...]] = {
     "cifar10": (100, 100, 200, 200, 300, 300, 400, 400, 500, 500),
     "emnist_letters": (1500, *[600] * 5, *[50] * 20),

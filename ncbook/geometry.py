@@ -4,11 +4,12 @@ Every target is a K x K Gram matrix normalised to unit Frobenius norm, nrm(A) = 
 
 * simplex ETF: nrm(E) = E / sqrt(K-1), with E = I_K - 1 1^T / K (balanced data with a bias);
 * orthogonal frame (OF): I_K / sqrt(K) (balanced data, bias-free MSE, paper A Thm 3.1);
-* general orthogonal frame (GOF): nrm(diag(l_1^2, ..., l_K^2)) (imbalanced data, paper A
-  Sections 2.4-2.5: orthogonal vectors whose lengths depend on the class counts).
+* general orthogonal frame (GOF): nrm(diag(l_1^2, ..., l_K^2)) (imbalanced data, paper A;
+  orthogonal vectors whose lengths depend on the class counts: chapters 14 and 15).
 
 ``gram_distance(G, T) = ||nrm(G) - nrm(T)||_F`` is the NC2/NC3 metric form of the authors' code
-(paper A Section 3): it ignores the overall scale and lies in [0, 2].
+(validate_NC.py in github.com/Fsoft-AIC/Neural-Collapse-in-Deep-Linear-Networks): it ignores the
+overall scale and lies in [0, 2].
 
 Inputs may be torch tensors, numpy arrays or nested lists; outputs are float64 torch tensors
 (matrices) or Python floats (distances).
@@ -93,7 +94,7 @@ def general_orthogonal_frame(lengths_sq: Any) -> torch.Tensor:
 
     Args:
         lengths_sq: (K,) non-negative squared lengths, not all zero (a collapsed minority class
-            has length 0, paper A Section 2.4).
+            has length 0, chapter 14_imbalanced_mse_plain).
 
     >>> general_orthogonal_frame([3.0, 4.0, 0.0]).diag().tolist()
     [0.6, 0.8, 0.0]
@@ -120,7 +121,7 @@ def normalized(gram: Any, *, name: str = "gram") -> torch.Tensor:
 
 
 def gram_distance(gram: Any, target: Any) -> float:
-    """||nrm(G) - nrm(T)||_F, the NC2/NC3 distance of paper A Section 3 (scale-free, in [0, 2]).
+    """||nrm(G) - nrm(T)||_F, the NC2/NC3 distance of the authors' validate_NC.py (scale-free, in [0, 2]).
 
     Shape (K, K) for both; ``target`` is typically ``simplex_etf(K)``, ``orthogonal_frame(K)`` or
     ``general_orthogonal_frame(l^2)`` and is normalised again here, so raw targets work too.
@@ -151,8 +152,9 @@ class GOFTargets:
 
 
 def gof_targets_from_counts(counts: Sequence[int] | Any, depth: int = 1) -> GOFTargets:
-    """Small-regularisation limit of the GOF of paper A Section 2.0(f): with p = M/(M+1),
-    ||w_k||^2 ∝ n_k^p, ||hbar_k||^2 ∝ n_k^-p and w_k^T hbar_k -> 1 (so NC3-GOF targets the OF).
+    """Small-regularisation limit of the GOF closed form (:func:`ncbook.theory.mse_minimizer`):
+    with p = M/(M+1), ||w_k||^2 ∝ n_k^p, ||hbar_k||^2 ∝ n_k^-p and w_k^T hbar_k -> 1 (so NC3-GOF
+    targets the OF).
 
     Balanced counts give the OF. Use ``ncbook.theory`` for finite lambdas and minority collapse.
 

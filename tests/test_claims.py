@@ -100,6 +100,18 @@ def test_long_tables_fold_and_rows_make_claims():
         ledger.check_rows([], claim="c", source="ours", measured="x", tolerance=1)
 
 
+def test_text_repr_is_the_summary_then_one_line_per_claim():
+    ledger = Ledger("demo")
+    ledger.check("NC1 is small", source="ours", measured=[1e-9, 2e-9], tolerance=1e-6, kind="upper")
+    ledger.check("loss equals f*", source="ours", predicted=0.5, measured=0.7, tolerance=0.01)
+    assert repr(ledger).splitlines() == [
+        "Ledger('demo': 1 of 2 claims pass; 1 FAIL)",
+        "  pass  NC1 is small: measured [1.000e-09, 2.000e-09], expected ≤ 1.000e-06",
+        "  FAIL  loss equals f*: measured 0.7, expected 0.5",
+    ]
+    assert repr(Ledger("empty")) == "Ledger('empty': 0 of 0 claims pass)"
+
+
 def test_unreadable_claims_file_is_named(tmp_path):
     bad = tmp_path / "claims.json"
     bad.write_text("{not json")

@@ -4,6 +4,7 @@ definition of each shared constant and no private helper written twice under one
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -83,3 +84,14 @@ def test_no_public_function_is_defined_twice() -> None:
     twice = {name: places for name, places in _functions().items()
              if not name.startswith("_") and name not in MODULE_VERBS and len(places) > 1}
     assert twice == {}
+
+
+# Readers of the library see neither our working notes nor their section numbers: a docstring or
+# comment points at the authors' code, a book chapter, or states the derivation.
+NOTES_POINTER = re.compile(r"paper-[ab]\.md|shared/theory")
+
+
+@pytest.mark.parametrize("path", MODULES, ids=_relative)
+def test_no_module_points_at_the_internal_notes(path: Path) -> None:
+    hits = [n for n, line in enumerate(path.read_text().splitlines(), 1) if NOTES_POINTER.search(line)]
+    assert hits == [], f"{_relative(path)} points at the internal notes on lines {hits}"

@@ -53,7 +53,7 @@ def test_bad_parameters_are_named(runner_env):
         nc.notebook(profile="smoke", seed=-1, name="x")
     with pytest.raises(ValueError, match="`device` must be one of"):
         nc.notebook(profile="smoke", device="tpu", name="x")
-    with pytest.raises(ValueError, match="pass `name=`"):
+    with pytest.raises(ValueError, match="set NCBOOK_NOTEBOOK=<its stem> .*or pass `name=`"):
         nc.notebook(profile="smoke")
     nb = nc.notebook(profile="smoke", name="x")
     with pytest.raises(ValueError, match="`filename` must be a plain file name"):

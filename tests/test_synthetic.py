@@ -73,9 +73,9 @@ def test_grid_crosses_fields_pairs_decays_and_drops_ce_with_bias():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"depths": 3}, "`depths` must be a list of values"),
-        ({"depths": []}, "`depths` must not be empty"),
-        ({"depths": [1], "seeds": "0"}, "`seeds` must be a list of values"),
+        ({"depths": 3}, "`depths` must be a non-empty list, got 3"),
+        ({"depths": []}, r"`depths` must be a non-empty list, got \[\]"),
+        ({"depths": [1], "seeds": "0"}, "`seeds` must be a non-empty list, got .0."),
         ({"depths": [1, 2], "decays": [0.1]}, r"`decays` needs one value per depth \(2\), got 1"),
         ({"depths": [1], "losses": ["ce"], "biases": [True]}, "the grid is empty"),
     ],

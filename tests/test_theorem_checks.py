@@ -31,8 +31,9 @@ def test_check_depths_rejects(bad, message):
 
 def test_check_list_and_check_width():
     assert tc.check_list("lambda_W", (0.1, 0.2)) == [0.1, 0.2]
+    assert tc.check_list("seeds", (s for s in range(2))) == [0, 1]  # any iterable but a string
     assert tc.check_width("width", 4, 4) == 4
-    for bad in (0.4, [], "ab"):
+    for bad in (0.4, [], "ab", b"ab", iter(())):
         with pytest.raises(ValueError, match=r"`sweep_ratios` must be a non-empty list"):
             tc.check_list("sweep_ratios", bad)
     with pytest.raises(ValueError, match=r"`width` must be an integer >= 4, got 3"):

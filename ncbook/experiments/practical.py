@@ -24,9 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ncbook._checks import check_choice, check_int
+from ncbook._checks import check_choice, check_int, check_list
 from ncbook.data import DataBundle, Split, subset_by_counts
-from ncbook.experiments.theorem_checks import check_list
 from ncbook.geometry import gram_distance, orthogonal_frame, simplex_etf
 from ncbook.metrics import NCAccumulator
 from ncbook.models.nets import HeadedNet, NetConfig

@@ -1,12 +1,14 @@
 """Paper A's synthetic experiments: gradient descent on the deep linear UFM, with theory overlaid.
 
-The authors' recipe (../shared/theory/paper-a.md, Section 4): K = 4 classes of n = 100 samples
-(balanced) or n = [200, 100, 50, 50] (imbalanced); free features H_1 and M linear layers of width
-64 (2048 in their imbalanced README), all initialised N(0, 0.1^2); lambda_W = lambda_H = 5e-4;
-full-batch SGD with lr 0.1 and momentum 0.9 for 30,000 iterations; seed 2. This module runs that
-recipe for a grid of (loss, depth, bias, counts, ...) and logs, every ``log_every`` steps, the NC
-metrics of every layer: :func:`run` returns the :class:`ncbook.optimize.Trace` of
-:func:`ncbook.optimize.minimize` (method "sgd"), whose table is ``step, layer, metric, value``.
+The authors' recipe (synthetic_experiment_balanced.py and synthetic_experiment_imbalanced.py in
+github.com/Fsoft-AIC/Neural-Collapse-in-Deep-Linear-Networks, run with their README's arguments):
+K = 4 classes of n = 100 samples (balanced) or n = [200, 100, 50, 50] (imbalanced); free features
+H_1 and M linear layers of width 64 (2048 in their imbalanced README), all initialised
+N(0, 0.1^2); lambda_W = lambda_H = 5e-4; full-batch SGD with lr 0.1 and momentum 0.9 for 30,000
+iterations; seed 2. This module runs that recipe for a grid of (loss, depth, bias, counts, ...)
+and logs, every ``log_every`` steps, the NC metrics of every layer: :func:`run` returns the
+:class:`ncbook.optimize.Trace` of :func:`ncbook.optimize.minimize` (method "sgd"), whose table is
+``step, layer, metric, value``.
 Layer m = 1 .. M is the input H_m of the m-th linear layer, with classifier W_{>=m} = W_M...W_m;
 ``layer = 0`` holds run-level values (loss, grad_norm, seconds). See
 :func:`~ncbook.experiments.synthetic_tables.measure` for the metrics (the vocabulary of
@@ -38,7 +40,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from ncbook._checks import check_choice, check_float, check_int
+from ncbook._checks import check_choice, check_float, check_int, check_list
 from ncbook._io import write_csv, write_json
 from ncbook._runtime import progress_disabled, results_dir
 from ncbook.experiments.synthetic_tables import (
@@ -164,40 +166,29 @@ def grid(
 
     ``decays``, if given, holds one lambda per depth (paired, not crossed): that depth's runs get
     lambda_W = lambda_H = its decay. Cross-entropy runs are kept bias-free only: with balanced
-    classes a shared shift of all logits leaves CE unchanged, so an unpenalised bias is irrelevant
-    (Section 1.3).
+    classes a shared shift of all logits leaves CE unchanged, so an unpenalised bias is irrelevant.
 
     >>> [(c.depth, c.lambda_W) for c in grid(depths=[1, 2], decays=[0.035, 0.04])]
     [(1, 0.035), (2, 0.04)]
     """
-    depths = _listed("depths", depths)
+    depths = check_list("depths", depths)
     if decays is None:
         pairs = [(depth, {}) for depth in depths]
     else:
-        decays = _listed("decays", decays)
+        decays = check_list("decays", decays)
         if len(decays) != len(depths):
             raise ValueError(f"`decays` needs one value per depth ({len(depths)}), got {len(decays)}")
         pairs = [(depth, {"lambda_W": lam, "lambda_H": lam}) for depth, lam in zip(depths, decays)]
     configs = [
         SyntheticConfig(loss=loss, depth=depth, bias=bias, seed=seed, **(shared | decay))
         for loss, (depth, decay), bias, seed in product(
-            _listed("losses", losses), pairs, _listed("biases", biases), _listed("seeds", seeds)
+            check_list("losses", losses), pairs, check_list("biases", biases), check_list("seeds", seeds)
         )
         if not (loss == "ce" and bias)
     ]
     if not configs:
         raise ValueError("the grid is empty: give at least one depth, bias, loss and seed")
     return configs
-
-
-def _listed(name: str, values: Any) -> list[Any]:
-    """A non-empty list from an iterable parameter; a bare number or string is an error."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        raise ValueError(f"`{name}` must be a list of values, got {values!r}")
-    values = list(values)
-    if not values:
-        raise ValueError(f"`{name}` must not be empty")
-    return values
 
 
 def _reference(config: SyntheticConfig) -> MSEMinimizer | None:
@@ -297,9 +288,10 @@ def candidates(config: SyntheticConfig) -> dict[str, MSEMinimizer | CEMinimizer]
     """Closed-form points a run may converge to, by name.
 
     MSE: ``"global"`` (the global minimizer) and, where it differs, ``"code"`` (the authors'
-    root-exists rule: a strict local minimum for M >= 2, Section 2.0(e)). CE with balanced classes:
-    ``"etf"`` (global for M = 1) and, for an even K, ``"orthoplex"`` (lower for M >= 2 at small
-    lambda, Section 2.3). Imbalanced CE has no closed form here: ``{}``.
+    root-exists rule: a strict local minimum for M >= 2, see :func:`ncbook.theory.mse_minimizer`).
+    CE with balanced classes: ``"etf"`` (global for M = 1) and, for an even K, ``"orthoplex"``
+    (lower for M >= 2 at small lambda, see :func:`ncbook.theory.ce_minimizer`). Imbalanced CE has
+    no closed form here: ``{}``.
     """
     k = len(config.n_per_class)
     widths = min(config.widths, k)  # the minimizer depends on the widths only through min(d, K)

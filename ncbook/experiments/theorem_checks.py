@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ncbook._checks import check_float, check_int
+from ncbook._checks import check_float, check_int, check_list  # check_list: the chapters call tc.check_list
 from ncbook.metrics import class_means, nc3_self_duality
 from ncbook.models.linear_snapshot import compare, snapshot
 from ncbook.models.linear_solve import LBFGS, SolveResult, solve
@@ -58,14 +58,6 @@ __all__ = [
     "classifier_cosine_gap", "closed_form_errors", "lambda_at_ratio", "local_check", "norm_sweep",
     "rule_summary", "solve_depths", "statement_table", "window_gap",
 ]
-
-
-def check_list(name: str, value: Any) -> list[Any]:
-    """``value`` as a list; a scalar, a string or an empty list is a one-line error naming ``name``
-    (notebook parameters such as ``sweep_ratios`` or ``lambda_W`` whose length matters)."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise ValueError(f"`{name}` must be a non-empty list, got {value!r}")
-    return list(value)
 
 
 def check_depths(depths: Any, name: str = "depths") -> tuple[int, ...]:

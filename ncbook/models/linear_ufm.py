@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ncbook._checks import check_choice, check_float
 from ncbook.metrics.layerwise import LayerPrediction, layer_table
+from ncbook.models._free_features import FreeFeatureStack
 from ncbook.spec import LOSSES, UFMSpec
 from ncbook.theory.linear_point import LinearPoint
 
@@ -31,7 +32,7 @@ __all__ = ["DeepLinearUFM", "classifier_tails", "make_deep_linear_ufm"]
 
 
 @dataclass
-class DeepLinearUFM:
+class DeepLinearUFM(FreeFeatureStack):
     weights: list[torch.Tensor]  # W_1 .. W_M; W_m is (d_{m+1}, d_m), W_M is (K, d_M)
     features: torch.Tensor  # H_1, (d_1, N), columns sorted by class
     bias: torch.Tensor | None  # b, (K,), unpenalised; None for the bias-free model
@@ -91,14 +92,6 @@ class DeepLinearUFM:
                                classifiers=classifier_tails(self.weights), bias=self.bias,
                                reference=reference, keys=keys)
 
-    @property
-    def num_classes(self) -> int:
-        return self.weights[-1].shape[0]
-
-    @property
-    def depth(self) -> int:
-        return len(self.weights)
-
     def parameters(self) -> list[torch.Tensor]:
         return [*self.weights, self.features, *([self.bias] if self.bias is not None else [])]
 
@@ -122,14 +115,8 @@ class DeepLinearUFM:
 
     def objective(self) -> torch.Tensor:
         logits = self.logits()
-        n = logits.shape[1]
-        if self.loss == "mse":
-            targets = F.one_hot(self.labels, self.num_classes).T.to(logits.dtype)
-            fit = (logits - targets).square().sum() / (2 * n)
-        else:
-            fit = F.cross_entropy(logits.T, self.labels)
-        penalty = sum(lam / 2 * w.square().sum() for lam, w in zip(self.lambda_W, self.weights))
-        return fit + penalty + self.lambda_H / 2 * self.features.square().sum()
+        fit = self._mse_fit(logits) if self.loss == "mse" else F.cross_entropy(logits.T, self.labels)
+        return self._with_decays(fit)
 
 
 def make_deep_linear_ufm(

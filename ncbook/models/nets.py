@@ -1,4 +1,6 @@
-"""Backbones with a deep linear head, as in paper A's practical experiments (paper-a.md Section 5.2).
+"""Backbones with a deep linear head, as in paper A's practical experiments (the authors'
+models/mlp.py, models/resnet.py and models/vgg.py in
+github.com/Fsoft-AIC/Neural-Collapse-in-Deep-Linear-Networks). Chapters: 23, 24.
 
 A :class:`HeadedNet` is ``backbone -> H_1 -> head -> logits``. The head is M linear layers
 ``W_1 .. W_M`` without bias, except optionally the last: H_{m+1} = W_m H_m and logits =
@@ -137,7 +139,7 @@ def mlp_orthogonal_layers(depth_relu: int, batchnorm: bool) -> int:
 
     Their loop visits the first ``depth_relu`` entries of the flat block list, where each block
     holds 3 entries with batch norm and 2 without, so only ceil(depth_relu / 3) (resp. / 2) of the
-    Linear layers are orthogonal; the rest keep PyTorch's default (paper-a.md Section 3, bug 7).
+    Linear layers are orthogonal; the rest keep PyTorch's default (their models/mlp.py).
 
     >>> mlp_orthogonal_layers(6, True), mlp_orthogonal_layers(6, False)
     (2, 3)

@@ -20,9 +20,9 @@ import copy
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ncbook._checks import check_float, check_int
+from ncbook.models._free_features import FreeFeatureStack
 from ncbook.spec import UFMSpec
 from ncbook.theory.relu import check_flag
 
@@ -30,7 +30,7 @@ __all__ = ["ReLUDUFM", "check_relu_spec", "make_relu_dufm"]
 
 
 @dataclass
-class ReLUDUFM:
+class ReLUDUFM(FreeFeatureStack):
     weights: list[torch.Tensor]  # W_1 .. W_L; W_l is (d_{l+1}, d_l), W_L is (K, d_L)
     features: torch.Tensor  # H_1, (d_1, N), columns sorted by class
     labels: torch.Tensor  # (N,) class of each column
@@ -42,14 +42,6 @@ class ReLUDUFM:
         check_flag("nonnegative_features", self.nonnegative_features)
         if self.nonnegative_features and bool((self.features < 0).any()):
             raise ValueError("`features` must be >= 0 when `nonnegative_features` is True")
-
-    @property
-    def num_classes(self) -> int:
-        return self.weights[-1].shape[0]
-
-    @property
-    def depth(self) -> int:
-        return len(self.weights)
 
     def parameters(self) -> list[torch.Tensor]:
         return [*self.weights, self.features]
@@ -79,11 +71,7 @@ class ReLUDUFM:
         return self.weights[-1] @ self.layer_features()[-1]  # (K, N)
 
     def objective(self) -> torch.Tensor:
-        logits = self.logits()
-        targets = F.one_hot(self.labels, self.num_classes).T.to(logits.dtype)
-        fit = (logits - targets).square().sum() / (2 * logits.shape[1])
-        penalty = sum(lam / 2 * w.square().sum() for lam, w in zip(self.lambda_W, self.weights))
-        return fit + penalty + self.lambda_H / 2 * self.features.square().sum()
+        return self._with_decays(self._mse_fit(self.logits()))
 
     def objective_value(self) -> float:
         """The objective as a Python float, without building an autograd graph."""

@@ -112,14 +112,17 @@ class Notebook:
 def notebook(*, profile: str, device: str = "auto", seed: int = 0, name: str | None = None) -> Notebook:
     """Validate the common parameters, seed every generator and open this chapter's run.
 
-    ``name`` defaults to the running notebook's stem (told by the runner or the Jupyter server).
+    ``name`` defaults to the running notebook's stem, told by the runner or a by-hand caller
+    (``NCBOOK_NOTEBOOK``) or by the Jupyter server. Plain papermill tells the kernel nothing, and
+    the chapters do not name themselves, so without that variable the call fails and says so.
     """
     check_choice("profile", profile, PROFILES)
     seed = check_int("seed", seed, low=0, high=2**32 - 1)
     resolved = resolve_device(device)
     name = name or _running_notebook_name()
     if not name:
-        raise ValueError("cannot tell which notebook this is; pass `name=`, e.g. name='12_balanced_mse_bias'")
+        raise ValueError(f"cannot tell which notebook this is: set {ENV_NOTEBOOK}=<its stem> (e.g. "
+                         f"`{ENV_NOTEBOOK}=12_balanced_mse_bias papermill ...`) or pass `name=`")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -1,8 +1,10 @@
 """Closed forms for the balanced cross-entropy deep linear UFM of paper A (Dang et al., ICML 2023).
 
-Section 2.3 of ../shared/theory/paper-a.md: on a one-scale family of collapsed points (the
-simplex ETF, and for even K the rank-K/2 orthoplex) the objective reduces to a scalar function of
-the logit scale a, minimised here globally. Chapters: 13, 21.
+On a one-scale family of collapsed points (the simplex ETF, and for even K the rank-K/2
+orthoplex) with balanced factors (:mod:`~ncbook.theory.linear_point`) the logits are a times a
+fixed pattern, and the objective reduces to a scalar function of that logit scale a (the CE of the
+pattern plus the least weight decay of logits with a's singular values), minimised here globally.
+Chapter 13_balanced_ce explains it and where the orthoplex beats the ETF. Chapters: 13, 21.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def ce_scalar_loss(
     lambda_H: float,
     geometry: str = "etf",
 ) -> float | np.ndarray:
-    """Balanced CE objective on a one-scale family of collapsed points (Section 2.3), with
+    """Balanced CE objective on a one-scale family of collapsed points, with
     lam_bar = (lambda_W[1] ... lambda_W[M] lambda_H)^(1/(M+1)) and p = 2/(M+1):
 
         etf:       log(1 + (K-1) e^-a)            + (M+1)/2 lam_bar (K-1) (sqrt(n) a)^p
@@ -127,9 +129,9 @@ def ce_minimizer(
     """Minimise :func:`ce_scalar_loss` over a >= 0 (globally, on a fine grid then Brent).
 
     For M = 1 the ETF is the global minimizer of the balanced CE UFM. For M >= 2 it is a
-    stationary point and a local minimum, but the rank-K/2 orthoplex can be lower (Section 2.3,
-    our finding): compare ``ce_minimizer(..., geometry="orthoplex").loss``. For M >= 2, a = 0 is
-    always a local minimum too (the penalty grows like a^(2/(M+1))).
+    stationary point and a local minimum, but the rank-K/2 orthoplex can be lower (our finding,
+    chapter 13_balanced_ce): compare ``ce_minimizer(..., geometry="orthoplex").loss``. For M >= 2,
+    a = 0 is always a local minimum too (the penalty grows like a^(2/(M+1))).
 
     >>> round(ce_minimizer(10, 4, 3, lambda_W=1e-3, lambda_H=1e-3).loss, 10)
     0.0308518264

@@ -1,9 +1,10 @@
 """Closed forms for the MSE deep linear UFM of paper A (Dang et al., ICML 2023).
 
-Notation and derivations: ../shared/theory/paper-a.md, Sections 1 and 2. Every MSE result follows
-from the reduction lemma (2.0): at a global minimum the logits Z = W_M ... W_1 H_1 share singular
-vectors with the (centred, with bias) targets, and each target singular value sqrt(n_k) gives the
-scalar problem
+Every MSE result follows from one reduction. For given logits Z = W_M ... W_1 H_1 the least total
+weight decay over all factorisations is (M+1)/2 (lambda_W[1] ... lambda_W[M] lambda_H)^(1/(M+1))
+sum_i sigma_i(Z)^(2/(M+1)), reached by balanced factors; so, by von Neumann's trace inequality,
+at a global minimum Z shares singular vectors with the (centred, with bias) targets, and each
+target singular value sqrt(n_k) gives the scalar problem
 
     g_k(x) = n_k/(2N) [ 1/(1 + x^M) + beta_k x ],   beta_k = M N c / n_k,
     c = (N lambda_W[1] ... lambda_W[M] lambda_H)^(1/M),   ||w_k||^2 = N lambda_H x_k^M.
@@ -42,7 +43,7 @@ __all__ = [
     "phi_max",
 ]
 
-RULES = ("global", "code")  # which x = 0 versus x > 0 test decides a direction (Section 2.0(e))
+RULES = ("global", "code")  # which x = 0 versus x > 0 test decides a direction (see :func:`mse_minimizer`)
 
 
 def beta_star(depth: int) -> float:
@@ -110,7 +111,8 @@ def lambda_for_beta(beta: float, n_k: int, n_total: int, depth: int) -> float:
 def collapse_thresholds(n_per_class: Sequence[int], depth: int) -> pd.DataFrame:
     """Per class, the common lambda (lambda_W[m] = lambda_H) at which it leaves the global
     minimum (beta_k = beta*_M, column ``lambda_global``) and the authors' rule (beta_k = phi_max,
-    ``lambda_code``). Between the two lies the window of Section 2.5 (empty for M = 1).
+    ``lambda_code``). Between the two lies the window where the authors' rule keeps a
+    class that the global minimum has collapsed (empty for M = 1; chapter 15_imbalanced_mse_deep).
 
     >>> round(float(collapse_thresholds([40, 20, 10, 5], 1)["lambda_global"].iloc[3]), 6)  # sqrt(5)/75
     0.029814
@@ -169,7 +171,7 @@ def _largest_root(beta: float, depth: int) -> float:
 
 @dataclass(frozen=True, eq=False)
 class MSEMinimizer:
-    """The minimizer of the MSE deep linear UFM predicted by Section 2 (see :func:`mse_minimizer`).
+    """The minimizer of the MSE deep linear UFM predicted by the reduction above (see :func:`mse_minimizer`).
 
     Direction arrays (length K) follow the singular directions of the targets: for the bias-free
     model direction k is class k; with a bias they are the eigenvectors of the centred targets
@@ -310,7 +312,8 @@ def mse_minimizer(
     Direction j (class j without a bias) is active iff beta_j < beta*_M (``rule="global"``) or
     beta_j <= phi_max(M) (``rule="code"``, the authors' ``compute_x``: for M >= 2 only a local
     minimum inside the window); x_j is then the largest root of phi_M(x) = beta_j. When the
-    widths allow fewer directions than are active, the largest n_j are kept (Section 2.0(g)).
+    widths allow fewer directions than are active, the largest n_j are kept (chapters 11 and 15,
+    "A width below K").
     With ``bias=True`` the bias is unpenalised and the targets are centred (b* = n/N).
 
     Args:

@@ -1,5 +1,6 @@
 """Explicit points of the deep linear UFM: a logits matrix factored into W_M ... W_1 H_1 with the
-least total weight decay (paper A's reduction, ../shared/theory/paper-a.md Section 2.0(c)).
+least total weight decay, (M+1)/2 (lambda_W[1] ... lambda_W[M] lambda_H)^(1/(M+1)) times
+sum_i sigma_i(Z)^(2/(M+1)) (the reduction of :mod:`~ncbook.theory.linear_mse`).
 
 Every factor is balanced, lambda_W[m] s_m^2 = lambda_H s_H^2 = tau per direction, so the closed
 forms of :mod:`~ncbook.theory.linear_mse` and :mod:`~ncbook.theory.linear_ce` become points that

@@ -1,7 +1,7 @@
 """Phase diagrams: the closed forms of :mod:`ncbook.theory` evaluated on whole parameter grids.
 
 Each map answers "which geometry is optimal?" at every point of a grid, built only from the public
-closed forms (``collapse_thresholds``, ``ce_minimizer``, ``dufm_*_loss``), so a map is exactly as
+closed forms (``collapse_thresholds``, ``ce_minimizer``, ``dufm_comparison_table``), so a map is exactly as
 right as the formulas it draws:
 
 * :func:`mse_collapse_map`: imbalanced bias-free MSE (paper A) over (imbalance ratio, lambda): how
@@ -23,13 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ncbook._checks import check_choice, check_float, check_int
-from ncbook.theory import (
-    ce_minimizer,
-    collapse_thresholds,
-    dufm_dnc_loss,
-    dufm_srg_loss,
-    dufm_srg_naive_loss,
-)
+from ncbook.theory import ce_minimizer, collapse_thresholds, dufm_comparison_table
 
 __all__ = [
     "CE_PHASES",
@@ -236,21 +230,9 @@ def dufm_ratio_map(
     """
     n = check_int("n", n, low=1)
     check_choice("nonnegative_features", nonnegative_features, (True, False))
-    rows = []
-    for r in rs:
-        r = check_int("rs", r, low=3)
-        k = r * (r - 1) // 2
-        for depth in depths:
-            for lam in lambdas:
-                option = {"lambda_H": lam, "lambda_W": lam, "nonnegative_features": nonnegative_features}
-                dnc = dufm_dnc_loss(k, depth, n, **option)
-                srg, s = min((dufm_srg_loss(r, s, depth, n, **option), s) for s in range(2, r))
-                naive = dufm_srg_naive_loss(r, depth, n, **option)
-                low_rank = min(srg, naive)
-                rows.append({
-                    "r": r, "K": k, "depth": int(depth), "lambda": float(lam), "dnc": dnc, "srg": srg,
-                    "s": s, "naive": naive, "low_rank": low_rank,
-                    "ratio": low_rank / dnc if dnc < 0.5 else np.nan,
-                    "nonnegative_features": nonnegative_features,
-                })
-    return pd.DataFrame(rows)
+    table = dufm_comparison_table(rs, depths, lambdas, n, nonnegative_features=nonnegative_features)
+    low_rank = np.minimum(table.srg, table.naive)
+    return table.assign(
+        depth=table.depth.astype(int), **{"lambda": table["lambda"].astype(float)}, low_rank=low_rank,
+        ratio=(low_rank / table.dnc).where(table.dnc < 0.5),
+    )[["r", "K", "depth", "lambda", "dnc", "srg", "s", "naive", "low_rank", "ratio", "nonnegative_features"]]

@@ -143,14 +143,8 @@ def dufm_dnc_loss(
     >>> round(dufm_dnc_loss(10, 4, 1, lambda_H=0.004, lambda_W=0.004), 10)
     0.0991798746
     """
-    return dufm_dnc_optimum(
-        num_classes,
-        depth,
-        n_per_class,
-        lambda_H=lambda_H,
-        lambda_W=lambda_W,
-        nonnegative_features=nonnegative_features,
-    ).loss
+    return dufm_dnc_optimum(num_classes, depth, n_per_class, lambda_H=lambda_H, lambda_W=lambda_W,
+                            nonnegative_features=nonnegative_features).loss
 
 
 def dufm_dnc_threshold(num_classes: int, depth: int) -> float:

@@ -196,15 +196,8 @@ def dufm_srg_loss(
     >>> round(dufm_srg_loss(5, 3, 4, 1, lambda_H=0.004, lambda_W=0.004), 10)
     0.0809113322
     """
-    return dufm_srg_optimum(
-        r,
-        s,
-        depth,
-        n_per_class,
-        lambda_H=lambda_H,
-        lambda_W=lambda_W,
-        nonnegative_features=nonnegative_features,
-    ).loss
+    return dufm_srg_optimum(r, s, depth, n_per_class, lambda_H=lambda_H, lambda_W=lambda_W,
+                            nonnegative_features=nonnegative_features).loss
 
 
 def dufm_srg_naive_optimum(
@@ -355,4 +348,5 @@ def dufm_comparison_table(
                         {"nonnegative_features": flag, "r": r, "K": K, "depth": depth, "lambda": lam,
                          "dnc": dnc, "srg": srg, "s": s, "naive": naive, "ratio": srg / dnc}
                     )  # fmt: skip
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["nonnegative_features", "r", "K", "depth", "lambda", "dnc", "srg", "s",
+                                       "naive", "ratio"])
