@@ -332,12 +332,10 @@ def test_layer_table_matches_the_reference_at_a_collapsed_minimizer() -> None:
     model = DeepLinearUFM.from_point(COLLAPSED.point())
     features, tails, labels = _as_numpy(model)
     compared = assert_matches_reference(model.layer_table(COLLAPSED), features, labels, 4, tails, COLLAPSED,
-                                        atol=1e-10, skip=("nc3", "nc3_sub"))
-    assert compared == 2 * 11
+                                        atol=1e-10)
+    assert compared == 2 * 13
 
 
-@pytest.mark.xfail(strict=True, reason="metrics helper: nc3/nc3_sub (nc3_self_duality) are NaN when W has a "
-                   "zero row, although ||nrm(W) - nrm(M)|| is defined; paper A's NC3_W_sub_H is matrix-level")
 def test_nc3_with_collapsed_classes_follows_its_formula() -> None:
     model = DeepLinearUFM.from_point(COLLAPSED.point())
     features, tails, labels = _as_numpy(model)

@@ -226,15 +226,28 @@ def cdnv_from(means: torch.Tensor, variances: torch.Tensor) -> float:
     return float(ratio.mean())
 
 
-def _vectors(name: str, value: Any) -> torch.Tensor:
+def _rows(name: str, value: Any) -> torch.Tensor:
+    """``value`` as a finite float64 (K, d) matrix, K >= 2."""
     v = as_tensor(name, value).to(torch.float64)
     if v.ndim != 2 or v.shape[0] < 2:
         raise ValueError(f"`{name}` must have shape (K, d) with K >= 2, got {tuple(v.shape)}")
     check_finite(name, v)
-    norms = v.norm(dim=1)
-    if bool((norms == 0).any()):
+    return v
+
+
+def _vectors(name: str, value: Any) -> torch.Tensor:
+    """``_rows`` whose every row has a direction (per-row cosines and norm ratios need one)."""
+    v = _rows(name, value)
+    if bool((v.norm(dim=1) == 0).any()):
         raise DegenerateError(f"`{name}` has a zero row; its direction is undefined")
     return v
+
+
+def _unit_frobenius(name: str, matrix: torch.Tensor) -> torch.Tensor:
+    norm = matrix.norm()
+    if float(norm) == 0.0:
+        raise DegenerateError(f"`{name}` is zero; its normalised form is undefined")
+    return matrix / norm
 
 
 def _off_diagonal_cosines(v: torch.Tensor) -> torch.Tensor:
@@ -273,14 +286,21 @@ def nc3_self_duality(classifier: Any, vectors: Any, *, squared: bool = True) -> 
     """||W/||W||_F - V/||V||_F||_F^2 with W (K, d) and V (K, d), by default the centred class means
     (Papyan et al. 2020, Fig. 5); ``squared=False`` gives paper A's NC3_W_sub_H (not squared).
 
+    Matrix-level: only the whole of W and of V must be non-zero (else ``DegenerateError``), so a
+    collapsed class, whose classifier row and class mean are both zero, is allowed.
+
     >>> nc3_self_duality([[2.0, 0.0], [0.0, 2.0]], [[1.0, 0.0], [0.0, 1.0]])
     0.0
+    >>> nc3_self_duality([[2.0, 0.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]])  # class 2 collapsed
+    0.0
     """
-    w = _vectors("classifier", classifier)
-    v = _vectors("vectors", vectors)
+    w = _rows("classifier", classifier)
+    v = _rows("vectors", vectors)
     if w.shape != v.shape:
         raise ValueError(f"`classifier` {tuple(w.shape)} and `vectors` {tuple(v.shape)} differ")
-    gap = float(torch.linalg.matrix_norm(w / w.norm() - v.to(w.device) / v.norm()))
+    gap = float(
+        torch.linalg.matrix_norm(_unit_frobenius("classifier", w) - _unit_frobenius("vectors", v.to(w.device)))
+    )
     return gap**2 if squared else gap
 
 
