@@ -686,6 +686,19 @@ def test_compute_takes_the_classifier_bias_for_the_class_mean_decisions():
         acc.compute(bias=torch.zeros(3))
 
 
+def test_compute_of_a_key_subset_is_bit_identical_to_the_full_set():
+    w = torch.randn(3, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    acc = _fresh()
+    full = acc.compute(classifier=w, bias=torch.tensor([0.1, 0.0, -0.1]))
+    for keys in (["nc3_gof_sub", "nc1"], ["means_error"], ["nc2_gof"], ["num_samples", "cdnv", "rank"]):
+        subset = acc.compute(classifier=w, bias=torch.tensor([0.1, 0.0, -0.1]), keys=keys)
+        assert list(subset) == keys
+        assert [subset[key] for key in keys] == [full[key] for key in keys]  # exact, not approx
+    assert math.isnan(acc.compute(keys=["nc3"])["nc3"])  # no classifier
+    with pytest.raises(ValueError, match=r"`keys` has unknown metric\(s\) \['nc5'\]"):
+        acc.compute(keys=["nc1", "nc5"])
+
+
 def test_huge_float32_features_are_rescaled_not_overflowed():
     # within-class spread 2^66 (7e19): without the power-of-two scale the float32 squares overflow.
     # Means (2, 0) and (0, 2) times 2^66, Var_k = 2^132, ||mu_0 - mu_1||^2 = 8 * 2^132: CDNV = 1/8

@@ -298,9 +298,8 @@ def nc3_self_duality(classifier: Any, vectors: Any, *, squared: bool = True) -> 
     v = _rows("vectors", vectors)
     if w.shape != v.shape:
         raise ValueError(f"`classifier` {tuple(w.shape)} and `vectors` {tuple(v.shape)} differ")
-    gap = float(
-        torch.linalg.matrix_norm(_unit_frobenius("classifier", w) - _unit_frobenius("vectors", v.to(w.device)))
-    )
+    unit_w, unit_v = _unit_frobenius("classifier", w), _unit_frobenius("vectors", v.to(w.device))
+    gap = float(torch.linalg.matrix_norm(unit_w - unit_v))
     return gap**2 if squared else gap
 
 

@@ -95,7 +95,9 @@ def metrics_from_moments(
     if classifier is not None:
         w = as_float64("classifier", classifier)
         if w.shape != means.shape:
-            raise ValueError(f"`classifier` must have shape {tuple(means.shape)} (K, d), got {tuple(w.shape)}")
+            raise ValueError(
+                f"`classifier` must have shape {tuple(means.shape)} (K, d), got {tuple(w.shape)}"
+            )
         b = torch.zeros(k, dtype=torch.float64) if bias is None else as_float64("bias", bias)
         if b.shape != (k,):
             raise ValueError(f"`bias` must have shape ({k},), got {tuple(b.shape)}")
