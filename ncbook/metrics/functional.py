@@ -16,15 +16,7 @@ import torch
 from ncbook._checks import check_choice, check_float
 from ncbook.geometry import DegenerateError
 from ncbook.metrics.gram import add_gram, symmetric
-from ncbook.metrics.inputs import (
-    CHUNK_ROWS,
-    as_tensor,
-    check_counts,
-    check_features,
-    check_finite,
-    check_labels,
-    infer_num_classes,
-)
+from ncbook.metrics.inputs import CHUNK_ROWS, as_tensor, check_batch, check_counts, check_finite
 
 __all__ = [
     "WEIGHTINGS",
@@ -57,13 +49,6 @@ def _class_sums(x: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor,
     return sums, counts
 
 
-def _prepare(features: Any, labels: Any, num_classes: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    x = check_features(features)
-    y = as_tensor("labels", labels)
-    k = infer_num_classes(y, num_classes)
-    return x, check_labels(y, x.shape[0], k, x.device), k
-
-
 def class_means(features: Any, labels: Any, num_classes: int | None = None) -> torch.Tensor:
     """mu_k = (1/n_k) sum_{i: y_i = k} h_i, as a (K, d) float64 tensor on the features' device.
 
@@ -78,7 +63,7 @@ def class_means(features: Any, labels: Any, num_classes: int | None = None) -> t
     >>> class_means(torch.tensor([[0.0], [2.0], [5.0]]), torch.tensor([0, 0, 1])).flatten().tolist()
     [1.0, 5.0]
     """
-    x, y, k = _prepare(features, labels, num_classes)
+    x, y, k = check_batch(features, labels, num_classes)
     sums, counts = _class_sums(x, y, k)
     check_counts(counts)
     return sums / counts[:, None]
@@ -162,7 +147,7 @@ def nc1(
     """
     check_choice("center", center, (True, False))
     check_choice("divide_by_k", divide_by_k, (True, False))
-    x, y, k = _prepare(features, labels, num_classes)
+    x, y, k = check_batch(features, labels, num_classes)
     sums, counts = _class_sums(x, y, k)
     check_counts(counts)
     means = sums / counts[:, None]
@@ -204,7 +189,7 @@ def cdnv(features: Any, labels: Any, num_classes: int | None = None) -> float:
     >>> cdnv(h, torch.tensor([0, 0, 1, 1]))  # (1 + 1) / (2 * 10^2)
     0.01
     """
-    x, y, k = _prepare(features, labels, num_classes)
+    x, y, k = check_batch(features, labels, num_classes)
     sums, counts = _class_sums(x, y, k)
     check_counts(counts)
     means = sums / counts[:, None]
