@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 import torch  # noqa: E402
+from metrics import time_ops  # noqa: E402  (bench/metrics.py: CPU time, median of interleaved repeats)
 
 from ncbook.experiments.synthetic_tables import LAYER_METRICS, measure  # noqa: E402
 from ncbook.metrics.layerwise import PRED_KEYS  # noqa: E402
@@ -61,18 +60,6 @@ def operations(depth: int, width: int) -> dict[str, Callable[[], object]]:
     }
 
 
-def time_ops(ops: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    for call in ops.values():  # warm-up: first calls pay for lazy imports and allocations
-        call()
-    times: dict[str, list[float]] = {name: [] for name in ops}
-    for _ in range(repeats):
-        for name, call in ops.items():
-            start = time.process_time()
-            call()
-            times[name].append(time.process_time() - start)
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
 def run_table(repeats: int) -> str:
     lines = [
         f"per-layer metrics of a synthetic run, K = {len(COUNTS)}, n_k = {COUNTS[0]}, float64, cpu, "
@@ -84,7 +71,10 @@ def run_table(repeats: int) -> str:
     speedups = []
     for depth in DEPTHS:
         for width in WIDTHS:
-            medians = time_ops(operations(depth, width), repeats)
+            ops = operations(depth, width)
+            for call in ops.values():  # warm-up: first calls pay for lazy imports and allocations
+                call()
+            medians = time_ops(ops, repeats)
             forward = medians[FORWARD]
             for name, seconds in medians.items():
                 cells = (depth, width, name, f"{1e3 * seconds:.2f}", f"{seconds / forward:.1f}")
