@@ -648,7 +648,7 @@ def test_undefined_metrics_are_nan_in_compute_and_raise_in_functions() -> None:
     assert math.isnan(equal_means["nc1"]) and math.isnan(equal_means["nc2_equinorm"])
     with pytest.raises(geo.DegenerateError, match="class means span rank < 2"):
         ncm.nc1(np.ones((6, 2)) + np.arange(6)[:, None] % 2, np.arange(6) // 2)
-    with pytest.raises(geo.DegenerateError, match="`classifier` has a zero row"):
+    with pytest.raises(geo.DegenerateError, match="`classifier` is zero"):
         ncm.nc3_self_duality(np.zeros((2, 2)), np.eye(2))
 
 
@@ -684,6 +684,19 @@ def test_compute_takes_the_classifier_bias_for_the_class_mean_decisions():
         acc.compute(classifier=w, bias=torch.zeros(2))
     with pytest.raises(ValueError, match="`bias` needs `classifier`"):
         acc.compute(bias=torch.zeros(3))
+
+
+def test_compute_of_a_key_subset_is_bit_identical_to_the_full_set():
+    w = torch.randn(3, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    acc = _fresh()
+    full = acc.compute(classifier=w, bias=torch.tensor([0.1, 0.0, -0.1]))
+    for keys in (["nc3_gof_sub", "nc1"], ["means_error"], ["nc2_gof"], ["num_samples", "cdnv", "rank"]):
+        subset = acc.compute(classifier=w, bias=torch.tensor([0.1, 0.0, -0.1]), keys=keys)
+        assert list(subset) == keys
+        assert [subset[key] for key in keys] == [full[key] for key in keys]  # exact, not approx
+    assert math.isnan(acc.compute(keys=["nc3"])["nc3"])  # no classifier
+    with pytest.raises(ValueError, match=r"`keys` has unknown metric\(s\) \['nc5'\]"):
+        acc.compute(keys=["nc1", "nc5"])
 
 
 def test_huge_float32_features_are_rescaled_not_overflowed():

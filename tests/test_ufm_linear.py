@@ -332,17 +332,26 @@ def test_layer_table_matches_the_reference_at_a_collapsed_minimizer() -> None:
     model = DeepLinearUFM.from_point(COLLAPSED.point())
     features, tails, labels = _as_numpy(model)
     compared = assert_matches_reference(model.layer_table(COLLAPSED), features, labels, 4, tails, COLLAPSED,
-                                        atol=1e-10, skip=("nc3", "nc3_sub"))
-    assert compared == 2 * 11
+                                        atol=1e-10)
+    assert compared == 2 * 13
 
 
-@pytest.mark.xfail(strict=True, reason="metrics helper: nc3/nc3_sub (nc3_self_duality) are NaN when W has a "
-                   "zero row, although ||nrm(W) - nrm(M)|| is defined; paper A's NC3_W_sub_H is matrix-level")
 def test_nc3_with_collapsed_classes_follows_its_formula() -> None:
     model = DeepLinearUFM.from_point(COLLAPSED.point())
     features, tails, labels = _as_numpy(model)
     table = model.layer_table(keys=["nc3", "nc3_sub"])
     assert assert_matches_reference(table, features, labels, 4, tails, atol=1e-10) == 4
+
+
+def test_layer_table_of_a_key_subset_is_bit_identical_to_the_full_table() -> None:
+    spec = UFMSpec([5, 4, 3], 3, [7, 6, 5], lambda_W=0.01, lambda_H=0.02, bias=True)
+    model = make_deep_linear_ufm(spec, init_std=0.7, seed=3)
+    reference = mse_minimizer([5, 4, 3], 3, lambda_W=0.01, lambda_H=0.02, bias=True, widths=spec.widths)
+    keys = ["nc3_pred_sub", "nc1", "nc2_of_w", "nc3_sub", "nc2_pred", "means_error"]
+    full = model.layer_table(reference).set_index(["layer", "metric"])["value"]
+    subset = model.layer_table(reference, keys)
+    assert list(subset["metric"]) == keys * 3
+    assert subset["value"].tolist() == [full[(m, key)] for m, key in zip(subset["layer"], subset["metric"])]
 
 
 def test_layer_table_rejects_bad_arguments() -> None:

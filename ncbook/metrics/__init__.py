@@ -36,40 +36,19 @@ from __future__ import annotations
 from typing import Any
 
 from ncbook.geometry import gram_distance
-from ncbook.metrics.accumulator import METRIC_KEYS, NCAccumulator, NCOptions, nc_metrics
-from ncbook.metrics.functional import (
-    WEIGHTINGS,
-    cdnv,
-    class_means,
-    nc1,
-    nc1_from_scatter,
-    nc2_equiangle,
-    nc2_equinorm,
-    nc2_maxangle,
-    nc3_self_duality,
-    numerical_rank,
-)
+from ncbook.metrics.accumulator import *  # noqa: F403
+from ncbook.metrics.accumulator import __all__ as _accumulator_all
+from ncbook.metrics.functional import *  # noqa: F403
+from ncbook.metrics.functional import __all__ as _functional_all
 from ncbook.metrics.layerwise import TAPS, collect
 
 __all__ = [
-    "METRIC_KEYS",
-    "NCAccumulator",
-    "NCMetric",
-    "NCOptions",
+    *_accumulator_all,
+    "NCMetric",  # noqa: F405  (provided by __getattr__ below)
     "TAPS",
     "collect",
-    "nc_metrics",
-    "WEIGHTINGS",
-    "cdnv",
-    "class_means",
+    *_functional_all,
     "gram_distance",
-    "nc1",
-    "nc1_from_scatter",
-    "nc2_equiangle",
-    "nc2_equinorm",
-    "nc2_maxangle",
-    "nc3_self_duality",
-    "numerical_rank",
 ]
 
 

@@ -8,6 +8,7 @@ turns them into every metric (``ncbook.metrics.report``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -227,9 +228,14 @@ class NCAccumulator:
         return tuple(t.to("cpu") if isinstance(t, torch.Tensor) else t for t in moments.centred(self))
 
     def compute(
-        self, classifier: Any = None, gof: GOFTargets | None = None, *, bias: Any = None
+        self,
+        classifier: Any = None,
+        gof: GOFTargets | None = None,
+        *,
+        bias: Any = None,
+        keys: Sequence[str] = METRIC_KEYS,
     ) -> dict[str, float]:
-        """All metrics of the class docstring as floats (``METRIC_KEYS``).
+        """The metrics of the class docstring as floats: ``keys``, by default all (``METRIC_KEYS``).
 
         Args:
             classifier: (K, d) end-to-end classifier W acting on these features (for deep NC,
@@ -240,15 +246,18 @@ class NCAccumulator:
                 ``means_error``, the share of classes c whose mean the classifier does not assign
                 to c, argmax_k (W mu_c + b)_k != c (without it b = 0). The Gram metrics ignore b,
                 and NC4 needs per-sample logits, which already carry b (``update_ncc``).
+            keys: the metrics to compute (a subset of ``METRIC_KEYS``), e.g. what a per-step
+                monitor records: the others are never evaluated, and each value is bit-identical
+                to the one of the full set.
         """
         counts, means, scatter, spread, exponent = self._moments()
         out = metrics_from_moments(
             counts, means, scatter, spread, self.options, raw_means=means * 2.0**-exponent,
-            classifier=classifier, gof=gof, bias=bias,
+            classifier=classifier, gof=gof, bias=bias, keys=keys,
         )  # fmt: skip
-        if self.logits_seen:
+        if self.logits_seen and "nc4" in out:
             out["nc4"] = self.ncc_mismatch / self.logits_seen
-        if self.ncc_seen:
+        if self.ncc_seen and "ncc_error" in out:
             out["ncc_error"] = self.ncc_wrong / self.ncc_seen
         return out
 

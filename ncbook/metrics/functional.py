@@ -16,15 +16,7 @@ import torch
 from ncbook._checks import check_choice, check_float
 from ncbook.geometry import DegenerateError
 from ncbook.metrics.gram import add_gram, symmetric
-from ncbook.metrics.inputs import (
-    CHUNK_ROWS,
-    as_tensor,
-    check_counts,
-    check_features,
-    check_finite,
-    check_labels,
-    infer_num_classes,
-)
+from ncbook.metrics.inputs import CHUNK_ROWS, as_tensor, check_batch, check_counts, check_finite
 
 __all__ = [
     "WEIGHTINGS",
@@ -57,13 +49,6 @@ def _class_sums(x: torch.Tensor, y: torch.Tensor, k: int) -> tuple[torch.Tensor,
     return sums, counts
 
 
-def _prepare(features: Any, labels: Any, num_classes: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    x = check_features(features)
-    y = as_tensor("labels", labels)
-    k = infer_num_classes(y, num_classes)
-    return x, check_labels(y, x.shape[0], k, x.device), k
-
-
 def class_means(features: Any, labels: Any, num_classes: int | None = None) -> torch.Tensor:
     """mu_k = (1/n_k) sum_{i: y_i = k} h_i, as a (K, d) float64 tensor on the features' device.
 
@@ -78,7 +63,7 @@ def class_means(features: Any, labels: Any, num_classes: int | None = None) -> t
     >>> class_means(torch.tensor([[0.0], [2.0], [5.0]]), torch.tensor([0, 0, 1])).flatten().tolist()
     [1.0, 5.0]
     """
-    x, y, k = _prepare(features, labels, num_classes)
+    x, y, k = check_batch(features, labels, num_classes)
     sums, counts = _class_sums(x, y, k)
     check_counts(counts)
     return sums / counts[:, None]
@@ -162,7 +147,7 @@ def nc1(
     """
     check_choice("center", center, (True, False))
     check_choice("divide_by_k", divide_by_k, (True, False))
-    x, y, k = _prepare(features, labels, num_classes)
+    x, y, k = check_batch(features, labels, num_classes)
     sums, counts = _class_sums(x, y, k)
     check_counts(counts)
     means = sums / counts[:, None]
@@ -204,7 +189,7 @@ def cdnv(features: Any, labels: Any, num_classes: int | None = None) -> float:
     >>> cdnv(h, torch.tensor([0, 0, 1, 1]))  # (1 + 1) / (2 * 10^2)
     0.01
     """
-    x, y, k = _prepare(features, labels, num_classes)
+    x, y, k = check_batch(features, labels, num_classes)
     sums, counts = _class_sums(x, y, k)
     check_counts(counts)
     means = sums / counts[:, None]
@@ -226,15 +211,28 @@ def cdnv_from(means: torch.Tensor, variances: torch.Tensor) -> float:
     return float(ratio.mean())
 
 
-def _vectors(name: str, value: Any) -> torch.Tensor:
+def _rows(name: str, value: Any) -> torch.Tensor:
+    """``value`` as a finite float64 (K, d) matrix, K >= 2."""
     v = as_tensor(name, value).to(torch.float64)
     if v.ndim != 2 or v.shape[0] < 2:
         raise ValueError(f"`{name}` must have shape (K, d) with K >= 2, got {tuple(v.shape)}")
     check_finite(name, v)
-    norms = v.norm(dim=1)
-    if bool((norms == 0).any()):
+    return v
+
+
+def _vectors(name: str, value: Any) -> torch.Tensor:
+    """``_rows`` whose every row has a direction (per-row cosines and norm ratios need one)."""
+    v = _rows(name, value)
+    if bool((v.norm(dim=1) == 0).any()):
         raise DegenerateError(f"`{name}` has a zero row; its direction is undefined")
     return v
+
+
+def _unit_frobenius(name: str, matrix: torch.Tensor) -> torch.Tensor:
+    norm = matrix.norm()
+    if float(norm) == 0.0:
+        raise DegenerateError(f"`{name}` is zero; its normalised form is undefined")
+    return matrix / norm
 
 
 def _off_diagonal_cosines(v: torch.Tensor) -> torch.Tensor:
@@ -273,14 +271,20 @@ def nc3_self_duality(classifier: Any, vectors: Any, *, squared: bool = True) -> 
     """||W/||W||_F - V/||V||_F||_F^2 with W (K, d) and V (K, d), by default the centred class means
     (Papyan et al. 2020, Fig. 5); ``squared=False`` gives paper A's NC3_W_sub_H (not squared).
 
+    Matrix-level: only the whole of W and of V must be non-zero (else ``DegenerateError``), so a
+    collapsed class, whose classifier row and class mean are both zero, is allowed.
+
     >>> nc3_self_duality([[2.0, 0.0], [0.0, 2.0]], [[1.0, 0.0], [0.0, 1.0]])
     0.0
+    >>> nc3_self_duality([[2.0, 0.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]])  # class 2 collapsed
+    0.0
     """
-    w = _vectors("classifier", classifier)
-    v = _vectors("vectors", vectors)
+    w = _rows("classifier", classifier)
+    v = _rows("vectors", vectors)
     if w.shape != v.shape:
         raise ValueError(f"`classifier` {tuple(w.shape)} and `vectors` {tuple(v.shape)} differ")
-    gap = float(torch.linalg.matrix_norm(w / w.norm() - v.to(w.device) / v.norm()))
+    unit_w, unit_v = _unit_frobenius("classifier", w), _unit_frobenius("vectors", v.to(w.device))
+    gap = float(torch.linalg.matrix_norm(unit_w - unit_v))
     return gap**2 if squared else gap
 
 

@@ -62,6 +62,17 @@ def infer_num_classes(labels: torch.Tensor, num_classes: int | None) -> int:
     return check_int("num_classes", num_classes, low=2)
 
 
+def check_batch(
+    features: Any, labels: Any, num_classes: int | None
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """In-memory (features, labels) checked together: (N, d) features, (N,) int64 labels on their
+    device, and K (``num_classes``, else max(label) + 1)."""
+    x = check_features(features)
+    y = as_tensor("labels", labels)
+    k = infer_num_classes(y, num_classes)
+    return x, check_labels(y, x.shape[0], k, x.device), k
+
+
 def check_finite(name: str, value: torch.Tensor) -> None:
     if not bool(torch.isfinite(value).all()):
         raise ValueError(f"`{name}` contains NaN or infinite entries")

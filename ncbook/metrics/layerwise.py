@@ -80,36 +80,43 @@ def layer_table(
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise ValueError(f"`keys` has unknown metric(s) {unknown}; allowed: {', '.join(known)}")
+    # only the asked-for metrics are evaluated: a per-step monitor records a few of them
+    accumulator_keys = [key for key in keys if key in METRIC_KEYS]
+    predicted_keys = [key for key in keys if key in PRED_KEYS]
     rows = []
     for m, layer in enumerate(features, start=1):
         acc = NCAccumulator(num_classes, gemm_dtype=torch.float64)
         acc.update(layer, labels)
         w = None if classifiers is None else classifiers[m - 1]
-        out = acc.compute(w, bias=None if w is None else bias)
-        if reference is not None:
-            out |= _predicted(acc.class_means(), w, reference, m)
+        out = acc.compute(w, bias=None if w is None else bias, keys=accumulator_keys)
+        if predicted_keys:
+            out |= _predicted(acc.class_means(), w, reference, m, predicted_keys)
         rows += [(m, key, out[key]) for key in keys]
     return pd.DataFrame(rows, columns=["layer", "metric", "value"])
 
 
-def _predicted(means: torch.Tensor, classifier: Any, reference: LayerPrediction, m: int) -> dict[str, float]:
-    """The PRED_KEYS of layer m: class means (K, d) and classifier (K, d) against the closed form."""
-    nan = float("nan")
+def _predicted(
+    means: torch.Tensor, classifier: Any, reference: LayerPrediction, m: int, keys: Sequence[str]
+) -> dict[str, float]:
+    """The PRED_KEYS ``keys`` of layer m: class means (K, d) and classifier (K, d) against the
+    closed form (NaN without a classifier, except ``nc2_pred``)."""
     gram_h = as_float64("reference.layer_h_gram", reference.layer_h_gram(m))
-    out = {"nc2_pred": _or_nan(lambda: gram_distance(means @ means.T, gram_h))}
-    if classifier is None:
-        return out | {"nc2_pred_w": nan, "nc3_pred": nan, "nc3_pred_sub": nan}
-    w = as_float64("classifier", classifier)
-    logits = as_float64("reference.logits", reference.logits)
-    dual = logits @ torch.linalg.pinv(gram_h, rtol=1e-10, hermitian=True)  # A = L G^+
-    return out | {
-        "nc2_pred_w": _or_nan(lambda: gram_distance(w @ w.T, reference.layer_w_gram(m))),
-        "nc3_pred": _or_nan(lambda: gram_distance(w @ means.T, logits)),
-        # matrix-level, unlike nc3_sub: a collapsed class (zero row of W and of A Hbar^T) is allowed
-        "nc3_pred_sub": _or_nan(
-            lambda: float(torch.linalg.matrix_norm(normalized(w) - normalized(dual @ means)))
-        ),
-    }
+    metrics = {"nc2_pred": lambda: gram_distance(means @ means.T, gram_h)}
+    if classifier is not None:
+        w = as_float64("classifier", classifier)
+        logits = as_float64("reference.logits", reference.logits)
+
+        def dual_sub() -> float:
+            dual = logits @ torch.linalg.pinv(gram_h, rtol=1e-10, hermitian=True)  # A = L G^+
+            # matrix-level, as nc3_sub: a collapsed class (zero row of W and of A Hbar^T) is allowed
+            return float(torch.linalg.matrix_norm(normalized(w) - normalized(dual @ means)))
+
+        metrics |= {
+            "nc2_pred_w": lambda: gram_distance(w @ w.T, reference.layer_w_gram(m)),
+            "nc3_pred": lambda: gram_distance(w @ means.T, logits),
+            "nc3_pred_sub": dual_sub,
+        }
+    return {key: _or_nan(metrics[key]) if key in metrics else float("nan") for key in keys}
 
 
 def _or_nan(metric: Any) -> float:
