@@ -288,10 +288,15 @@ def test_run_all_recomputes_when_the_code_changed(tmp_path, monkeypatch):
     assert len(calls) == 2  # an unreadable record counts as stale
 
 
-def test_code_digest_follows_the_source(monkeypatch):
+def test_code_digest_follows_every_source_file(monkeypatch):
+    import ncbook._runtime as runtime
+
     before = syn.code_digest()
     assert before == syn.code_digest() and len(before) == 40
-    monkeypatch.setattr(syn, "_CODE", syn._CODE[:-1])
+    digests = runtime.source_digests()
+    # A change in a module no run names directly (a model's base class) still invalidates the cache.
+    changed = digests | {"models/_free_features.py": "0" * 64}
+    monkeypatch.setattr(runtime, "source_digests", lambda: changed)
     assert syn.code_digest() != before
 
 
