@@ -104,8 +104,8 @@ def test_ce_map_without_orthoplex_for_odd_k():
 
 @pytest.mark.parametrize("num_classes", [4, 6, 8, 10])
 def test_small_lambda_winner_is_garrod_keating_scope(num_classes):
-    # 1e-6: the smallest lambda of the chapter's map (ce_minimizer loses accuracy near 1e-8)
-    grid = phase.ce_phase_map(5, num_classes, range(1, 7), [1e-6])
+    # 1e-6: the smallest lambda of the chapter's map; 1e-8 and 1e-10 below it
+    grid = phase.ce_phase_map(5, num_classes, range(1, 7), [1e-6, 1e-8, 1e-10])
     for row in grid.itertuples():
         assert (row.winner == "orthoplex") == phase.garrod_keating_scope(num_classes, row.depth)
         assert (row.winner == "orthoplex") == (2 ** (2 / (row.depth + 1) - 1) < 1 - 1 / num_classes)

@@ -46,6 +46,25 @@ def _ce_shape(geometry: str, num_classes: int) -> tuple[int, float, float]:
     return num_classes // 2, 2.0, 1.0
 
 
+def _penalty_slope(spec: UFMSpec, geometry: str) -> float:
+    """c = lam_bar rank (scale sqrt(n))^p, p = 2/(M+1): the penalty of :func:`ce_scalar_loss` is
+    (c / p) a^p, so its slope is c a^(p-1)."""
+    rank, scale, _ = _ce_shape(geometry, spec.num_classes)
+    lam_bar = (np.prod(spec.lambda_W) * spec.lambda_H) ** (1 / (spec.depth + 1))
+    return lam_bar * rank * (scale * math.sqrt(spec.n_per_class[0])) ** (2 / (spec.depth + 1))
+
+
+def _stationary_bound(spec: UFMSpec, geometry: str) -> float:
+    """A scale above every stationary point of :func:`ce_scalar_loss` on a > 0.
+
+    There the penalty's slope c a^(p-1) equals the fit's, which is below K e^-a, so
+    a - (1-p) log a < log(K / c); with log a <= a / e this gives a < log(K / c) / (1 - (1-p)/e).
+    Floored at 1 so that the search range is never empty.
+    """
+    p = 2 / (spec.depth + 1)
+    return max(math.log(spec.num_classes / _penalty_slope(spec, geometry)) / (1 - (1 - p) / math.e), 1.0)
+
+
 def ce_scalar_loss(
     a: float | np.ndarray,
     n: int,
@@ -71,12 +90,11 @@ def ce_scalar_loss(
     """
     spec = _balanced_spec(n, num_classes, depth, lambda_W, lambda_H, None)
     check_choice("geometry", geometry, CE_GEOMETRIES)
-    k, m = spec.num_classes, spec.depth
-    rank, scale, antipode = _ce_shape(geometry, k)
-    lam_bar = (np.prod(spec.lambda_W) * spec.lambda_H) ** (1 / (m + 1))
+    k, p = spec.num_classes, 2 / (spec.depth + 1)
+    antipode = _ce_shape(geometry, k)[2]
     a = np.asarray(a, dtype=float)
     fit = np.log1p((k - 1 - antipode) * np.exp(-a) + antipode * np.exp(-2 * a))
-    return fit + (m + 1) / 2 * lam_bar * rank * (scale * math.sqrt(n) * a) ** (2 / (m + 1))
+    return fit + _penalty_slope(spec, geometry) / p * a**p
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,19 +165,24 @@ def ce_minimizer(
         ce_scalar_loss(a, n, num_classes, depth, lambda_W=spec.lambda_W, lambda_H=spec.lambda_H,
                        geometry=geometry)
     )
-    # Beyond a_max the penalty alone exceeds log K = loss(0), so the minimum lies in [0, a_max].
-    a_max = 1.0
-    while loss(a_max) - math.log(num_classes) < 0 or a_max < 50:
-        a_max *= 2
+    # The minimiser is 0 or a stationary point, so it lies in [0, a_max]. (A looser a_max, where
+    # the penalty alone exceeds log K, reaches 1e24 at small lambda: the grid then starts far
+    # above the minimiser.)
+    a_max = _stationary_bound(spec, geometry)
     grid = np.concatenate([[0.0], np.geomspace(a_max * 1e-9, a_max, 4000)])
     values = ce_scalar_loss(grid, n, num_classes, depth, lambda_W=spec.lambda_W, lambda_H=spec.lambda_H,
                             geometry=geometry)
-    best = int(np.argmin(values))
-    a_star = 0.0
-    if best > 0:
-        low, high = grid[best - 1], grid[min(best + 1, len(grid) - 1)]
-        a_star = minimize_scalar(loss, bounds=(low, high), method="bounded",
-                                 options={"xatol": 1e-13 * high}).x
+    # Refine every local minimum of the grid, not only the lowest grid value: near the lambda
+    # where the zero point takes over, an interior minimum lies below loss(0) by less than the
+    # grid's resolution. The zero point wins ties.
+    right = np.append(values[2:], np.inf)
+    dips = np.flatnonzero((values[1:] < values[:-1]) & (values[1:] <= right)) + 1
+    candidates = [0.0]
+    for i in dips:
+        high = grid[min(i + 1, len(grid) - 1)]
+        candidates.append(minimize_scalar(loss, bounds=(grid[i - 1], high), method="bounded",
+                                          options={"xatol": 1e-13 * high}).x)
+    a_star = min(candidates, key=loss)
     return CEMinimizer(
         n=n,
         num_classes=num_classes,
