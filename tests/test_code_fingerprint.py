@@ -73,3 +73,23 @@ def test_a_run_is_fingerprinted_by_the_code_it_started_with(package):
     record = {"notebook": "00_overview", "profile": "smoke",
               **provenance.fingerprint(ROOT, "00_overview", "smoke", ["a.py"], start)}
     assert provenance.stale_reasons(record, ROOT) == ["ncbook code"]
+
+
+def test_commit_is_taken_at_the_start_and_ignores_rewritten_results(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("config", "user.email", "t@example.org")
+    git("config", "user.name", "t")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "claims.json").write_text("[]")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("commit", "-qm", "first")
+    start = provenance.snapshot(tmp_path, "a", "smoke")
+    assert "+dirty" not in start["commit"] and start["commit"] != "unknown"
+    (tmp_path / "results" / "claims.json").write_text("[1]")  # another run publishing its results
+    assert provenance.git_commit(tmp_path) == start["commit"]
+    (tmp_path / "code.py").write_text("x = 2\n")  # an edited input is dirty
+    assert provenance.git_commit(tmp_path) == start["commit"] + "+dirty"

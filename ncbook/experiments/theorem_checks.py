@@ -53,8 +53,8 @@ FRAME_KEYS = {
 FRAMES = tuple(FRAME_KEYS)
 
 __all__ = [
-    "FRAMES", "FRAME_KEYS", "branch_losses", "ce_scope", "ce_scope_summary", "check_depths", "check_list", "check_width",
-    "class_table",
+    "FRAMES", "FRAME_KEYS", "branch_losses", "ce_scope", "ce_scope_summary", "check_depths", "check_list",
+    "check_width", "class_table",
     "classifier_cosine_gap", "closed_form_errors", "lambda_at_ratio", "local_check", "norm_sweep",
     "rule_summary", "solve_depths", "statement_table", "window_gap",
 ]
@@ -185,8 +185,9 @@ def branch_losses(counts: Sequence[int], depth: int, lam: float) -> np.ndarray:
     gains = np.where(code.direction_active, share * ((1 / (1 + code.x**depth) + code.beta * code.x) - 1), 0.0)
     # Directions with the same gain contribute in multiples: the count of choices stays small.
     values, multiplicity = np.unique(gains[gains != 0], return_counts=True)
-    if np.prod(multiplicity + 1.0) > 2**16:
-        raise ValueError(f"branch_losses: {int(np.prod(multiplicity + 1.0))} branch points are too many to list")
+    count = int(np.prod(multiplicity + 1.0))
+    if count > 2**16:
+        raise ValueError(f"branch_losses: {count} branch points are too many to list")
     losses = np.array([0.5])
     for value, count in zip(values, multiplicity):
         losses = (losses[:, None] + value * np.arange(count + 1)[None, :]).ravel()

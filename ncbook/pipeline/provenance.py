@@ -63,12 +63,14 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit(root: Path) -> str:
-    """``HEAD``'s short hash, with ``+dirty`` when tracked files differ from it; 'unknown' outside git."""
+    """``HEAD``'s short hash, with ``+dirty`` when tracked files other than results differ from it
+    (runs side by side rewrite ``results/``, which is output, not input); 'unknown' outside git."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
                                 capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               check=True, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)results"], cwd=root, check=True, capture_output=True,
+                               text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}+dirty" if dirty else commit
@@ -82,8 +84,8 @@ def file_hash(path: Path) -> str:
 def snapshot(root: Path, stem: str, profile: str) -> dict[str, Any]:
     """What a run of ``notebooks/<stem>.py`` under ``profile`` starts from: the notebook's source,
     its parameters (``_all`` and its own section of ``params/<profile>.yml``, nothing else) and
-    the digest of every ncbook source. Taken before the run, so an edit made while it runs cannot
-    pass for the code it ran."""
+    the digest of every ncbook source, and the commit. Taken before the run, so an edit or a commit
+    made while it runs cannot pass for the code it ran."""
     from ncbook.pipeline.parameters import load_parameters
 
     try:
@@ -95,6 +97,7 @@ def snapshot(root: Path, stem: str, profile: str) -> dict[str, Any]:
         "params_hash": hashlib.sha256(
             json.dumps(parameters, sort_keys=True, default=repr).encode()).hexdigest()[:16],
         "digests": source_digests(),
+        "commit": git_commit(root),
     }
 
 

@@ -240,7 +240,7 @@ def _provenance(run: RunPlan, device_file: Path, wall_time: float, root: Path, r
         "overrides": run.overrides,
         "device": reported.get("device", run.parameters.get("device", "not reported")),
         "device_name": reported.get("device_name", "unknown"),
-        "commit": provenance.git_commit(root),
+        "commit": start["commit"],
         **provenance.fingerprint(root, run.stem, run.profile, reported.get("code_files"), start),
         "paper_differences": paper_differences(run.profile, run.stem, root),
         "wall_time_s": wall_time,
