@@ -297,6 +297,8 @@ nb.check_rows(narrow_table, claim=f"M={{M}}, widths {narrow_width} < K: spectra 
 #   singular values, with the loss equal to $f^*$ to $10^{-9}$.
 # * Above $\beta^*_M$ the minimizer is zero; for $M \ge 2$ the norm jumps there rather than
 #   shrinking continuously (ours).
+# * Every start, including those that miss the global minimum, stops at a branch point: each
+#   direction at zero or on the largest root of its scalar problem (ours).
 # * With widths below $K$ the optimum keeps as many equal directions as the width allows (ours).
 #
 # ## Claims
