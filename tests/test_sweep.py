@@ -328,10 +328,10 @@ def test_ray_gives_the_same_results_as_the_local_pool(smoke_sweep, tmp_path):
     local, remote = sweep.collect(smoke_sweep["grid"]), sweep.collect(grid)
     # Same rows, bit for bit (CPU runs are deterministic); only the timings and each run's own id
     # differ. A tidy trace holds its timings as rows (metric "seconds"), a wide table as columns.
-    timings = [column for column in local.columns if column in ("wall_s", "seconds", "run_id")]
-    local, remote = (frame[frame.get("metric", pd.Series(index=frame.index, dtype=object)) != "seconds"]
-                     .drop(columns=timings).sort_values(["run", "table"], kind="stable")
-                     .reset_index(drop=True) for frame in (local, remote))
+    varying = [column for column in local.columns if column in ("wall_s", "seconds", "run_id")]
+    local, remote = (frame[frame["metric"] != "seconds"].drop(columns=varying)
+                     .sort_values(["run", "table"], kind="stable").reset_index(drop=True)
+                     for frame in (local, remote))
     assert len(local) > 0
     pd.testing.assert_frame_equal(local, remote)
 
